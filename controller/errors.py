@@ -1,0 +1,85 @@
+"""Every error Homeostat raises on purpose, in one tree.
+
+    HomeostatError                 base of everything below
+    ├── ConfigError                settings file or environment is invalid (names key and problem)
+    ├── RuleFileError              a rule or plan file is invalid (carries file:line:column)
+    ├── PayloadError               an inbound payload is malformed (names the field)
+    ├── AuthError                  an inbound request failed authentication
+    ├── DependencyError            a required external component is missing or unreachable
+    │   └── EmbeddedServerError    the embedded Temporal dev server failed to start or stop
+    └── RemediationError           a side effect failed
+        ├── TransientError         retrying may help (timeouts, 5xx, 429, unreachable hosts)
+        └── PermanentError         retrying cannot help (syntax error, missing playbook, 4xx)
+
+Third-party exceptions are translated into this tree at the module that talks to the
+third party; nothing outside that module catches a library's own exception types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class HomeostatError(Exception):
+    """Base class of every error Homeostat raises deliberately."""
+
+
+class ConfigError(HomeostatError):
+    """The settings are invalid; the message names the key and the problem."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourcePosition:
+    """A position in a text file, 1-based like editors show it."""
+
+    path: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        """Render as ``file:line:column``."""
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+class RuleFileError(HomeostatError):
+    """A rule or remediation file is invalid at a known position."""
+
+    def __init__(self, position: SourcePosition, message: str) -> None:
+        """Remember where the problem is and what it is."""
+        super().__init__(f"{position}: {message}")
+        self.position = position
+        self.message = message
+
+
+class PayloadError(HomeostatError):
+    """An inbound payload is malformed; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        """Remember the offending field and what is wrong with it."""
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class AuthError(HomeostatError):
+    """An inbound request did not authenticate."""
+
+
+class DependencyError(HomeostatError):
+    """A component Homeostat needs is missing or unreachable."""
+
+
+class EmbeddedServerError(DependencyError):
+    """The embedded Temporal dev server could not be started or stopped."""
+
+
+class RemediationError(HomeostatError):
+    """A remediation side effect failed."""
+
+
+class TransientError(RemediationError):
+    """A failure that a retry may fix."""
+
+
+class PermanentError(RemediationError):
+    """A failure that no retry can fix."""

@@ -1,0 +1,236 @@
+"""The one settings object, read from ``homeostat.yaml`` and ``HOMEOSTAT_`` variables.
+
+Only the composition roots (``cli``, ``service``, ``worker``) import this module; every
+other layer receives the plain values it needs as arguments. Environment variables
+override the file, and nest with a double underscore (``HOMEOSTAT_TEMPORAL__ADDRESS``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pydantic_settings
+import yaml
+
+from controller import errors
+
+DEFAULT_CONFIG_FILE = Path("homeostat.yaml")
+
+
+class _Group(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+class TemporalSettings(_Group):
+    """Where Temporal is, or how to run the embedded dev server."""
+
+    address: str | None = pydantic.Field(
+        default=None,
+        description="host:port of an existing Temporal frontend; unset runs an embedded dev server",
+    )
+    namespace: str = pydantic.Field(default="default", description="Temporal namespace")
+    task_queue: str = pydantic.Field(default="homeostat", description="task queue of the worker")
+    api_key: pydantic.SecretStr | None = pydantic.Field(
+        default=None, description="API key for Temporal Cloud (implies TLS)"
+    )
+    state_dir: Path = pydantic.Field(
+        default=Path(".homeostat"), description="where the embedded server keeps its SQLite file"
+    )
+    embedded_host: str = pydantic.Field(
+        default="127.0.0.1", description="address the embedded server binds"
+    )
+    embedded_port: int = pydantic.Field(
+        default=7233, ge=1, le=65535, description="gRPC port of the embedded server"
+    )
+    ui_port: int = pydantic.Field(
+        default=8233, ge=1, le=65535, description="Web UI port of the embedded server"
+    )
+    ui: bool = pydantic.Field(default=True, description="serve the Temporal Web UI when embedded")
+    max_cached_workflows: int = pydantic.Field(
+        default=2000, ge=0, description="workflows a worker keeps in memory (size to active ones)"
+    )
+
+
+class HttpSettings(_Group):
+    """The HTTP API: webhooks, health, metrics."""
+
+    host: str = pydantic.Field(default="127.0.0.1", description="address to bind")
+    port: int = pydantic.Field(default=8080, ge=0, le=65535, description="port to bind")
+    public_url: str | None = pydantic.Field(
+        default=None, description="URL under which users reach the API (printed at start)"
+    )
+
+
+class KafkaSettings(_Group):
+    """The Kafka event stream."""
+
+    bootstrap_servers: list[str] = pydantic.Field(
+        default_factory=list, description="brokers; empty disables Kafka ingest"
+    )
+    group_id: str = pydantic.Field(default="homeostat", description="consumer group")
+    dead_letter_topic: str = pydantic.Field(
+        default="homeostat.dead-letter", description="where unparseable messages go"
+    )
+
+
+class PrometheusSettings(_Group):
+    """The Prometheus server that Prometheus-family rules query."""
+
+    url: str | None = pydantic.Field(
+        default=None, description="base URL; unset disables Prometheus polling"
+    )
+    evaluation_interval: timedelta = pydantic.Field(
+        default=timedelta(seconds=60), description="default rule-group evaluation interval"
+    )
+    query_timeout: timedelta = pydantic.Field(
+        default=timedelta(seconds=10), description="timeout of one query"
+    )
+
+
+class AlertmanagerSettings(_Group):
+    """Authentication of the Alertmanager webhook."""
+
+    bearer_token: pydantic.SecretStr | None = pydantic.Field(
+        default=None, description="token expected in 'Authorization: Bearer ...'"
+    )
+    hmac_secret: pydantic.SecretStr | None = pydantic.Field(
+        default=None, description="secret of an HMAC-SHA256 body signature"
+    )
+
+
+class RulesSettings(_Group):
+    """Where rule files, remediation plans and playbooks live."""
+
+    rules_dir: Path = pydantic.Field(default=Path("rules"), description="rule files (YAML)")
+    remediations_dir: Path = pydantic.Field(
+        default=Path("remediations"), description="remediation plans (YAML)"
+    )
+    playbooks_dir: Path = pydantic.Field(
+        default=Path("playbooks"), description="Ansible playbooks the plans run"
+    )
+
+
+class PagingSettings(_Group):
+    """PagerDuty Events API v2."""
+
+    routing_key: pydantic.SecretStr | None = pydantic.Field(
+        default=None, description="integration (routing) key; unset disables paging"
+    )
+    events_url: str = pydantic.Field(
+        default="https://events.pagerduty.com", description="Events API base URL"
+    )
+
+
+class TicketingSettings(_Group):
+    """Jira, Cloud or Data Center."""
+
+    url: str | None = pydantic.Field(default=None, description="Jira base URL; unset disables")
+    user: str | None = pydantic.Field(default=None, description="user (Cloud: e-mail)")
+    token: pydantic.SecretStr | None = pydantic.Field(default=None, description="API token")
+    project: str = pydantic.Field(default="OPS", description="project key for new tickets")
+
+
+class LogFormat(StrEnum):
+    """How log lines are rendered."""
+
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class LoggingSettings(_Group):
+    """Log level and rendering."""
+
+    level: str = pydantic.Field(default="info", description="minimum level")
+    format: LogFormat = pydantic.Field(
+        default=LogFormat.AUTO, description="auto: console on a TTY, JSON otherwise"
+    )
+
+    @pydantic.field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError("must be one of debug, info, warning, error, critical")
+        return value.lower()
+
+
+class Settings(pydantic_settings.BaseSettings):
+    """Every setting of Homeostat, grouped by the component it configures."""
+
+    model_config = pydantic_settings.SettingsConfigDict(
+        env_prefix="HOMEOSTAT_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    temporal: TemporalSettings = TemporalSettings()
+    http: HttpSettings = HttpSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    alertmanager: AlertmanagerSettings = AlertmanagerSettings()
+    rules: RulesSettings = RulesSettings()
+    paging: PagingSettings = PagingSettings()
+    ticketing: TicketingSettings = TicketingSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[pydantic_settings.BaseSettings],
+        init_settings: pydantic_settings.PydanticBaseSettingsSource,
+        env_settings: pydantic_settings.PydanticBaseSettingsSource,
+        dotenv_settings: pydantic_settings.PydanticBaseSettingsSource,
+        file_secret_settings: pydantic_settings.PydanticBaseSettingsSource,
+    ) -> tuple[pydantic_settings.PydanticBaseSettingsSource, ...]:
+        """Let the environment override the file (the file arrives as init values)."""
+        del settings_cls, dotenv_settings, file_secret_settings
+        return (env_settings, init_settings)
+
+
+def load(path: Path | None) -> Settings:
+    """Read the settings from ``path`` (or ./homeostat.yaml if present) and the environment.
+
+    Raises:
+        errors.ConfigError: the file cannot be read, or a value is invalid; the message
+            names the key (``temporal.embedded_port``) and the problem.
+    """
+    file_values: dict[str, Any] = {}
+    source = "environment"
+    if path is None and DEFAULT_CONFIG_FILE.exists():
+        path = DEFAULT_CONFIG_FILE
+    if path is not None:
+        source = str(path)
+        file_values = _read_yaml(path)
+    try:
+        return Settings(**file_values)
+    except pydantic.ValidationError as exc:
+        raise errors.ConfigError(_describe(exc, source)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise errors.ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise errors.ConfigError(f"{where}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise errors.ConfigError(f"{path}: the top level must be a mapping of setting groups")
+    return data
+
+
+def _describe(exc: pydantic.ValidationError, source: str) -> str:
+    lines = [f"invalid configuration (from {source} and HOMEOSTAT_* variables):"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        problem = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        lines.append(f"  {key}: {problem}")
+    return "\n".join(lines)
