@@ -15,11 +15,10 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Self
 
@@ -87,7 +86,7 @@ class EmbeddedTemporal:
     search_attributes: Mapping[str, str] = field(default_factory=dict)
     binary: str | None = None
     log_path: Path | None = None
-    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -109,11 +108,16 @@ class EmbeddedTemporal:
         """The exact command line of the server."""
         args = [
             self.binary or find_temporal_cli(),
-            "server", "start-dev",
-            "--ip", self.host,
-            "--port", str(self.port),
-            "--db-filename", str(self.db_file),
-            "--log-level", "warn",
+            "server",
+            "start-dev",
+            "--ip",
+            self.host,
+            "--port",
+            str(self.port),
+            "--db-filename",
+            str(self.db_file),
+            "--log-level",
+            "warn",
         ]
         if self.ui:
             args += ["--ui-port", str(self.ui_port), "--ui-ip", self.host]
@@ -123,50 +127,58 @@ class EmbeddedTemporal:
             args += ["--search-attribute", f"{name}={kind}"]
         return args
 
-    async def start(self, *, timeout: float = 60.0) -> None:
+    async def start(self, *, ready_within: timedelta = timedelta(seconds=60)) -> None:
         """Start the server and return once its frontend accepts connections.
 
         Raises:
             errors.EmbeddedServerError: a port is taken, or the server exited or did not
-                come up within ``timeout``; the message carries the server's last output.
+                come up within ``ready_within``; the message carries its last output.
         """
-        for name, port in (("temporal.embedded_port", self.port), ("temporal.ui_port", self.ui_port)):
-            if (self.ui or name != "temporal.ui_port") and not port_is_free(self.host, port):
-                raise errors.EmbeddedServerError(
-                    f"{name}: port {self.host}:{port} is already in use; "
-                    "choose another port or set temporal.address to use that Temporal"
-                )
+        self._check_ports()
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
         log_path = self.log_path or self.db_file.with_suffix(".log")
         self._log = log_path.open("ab")
-        command = self.command()
         log.info("temporal_starting", address=self.address, ui=self.ui_url, db=str(self.db_file))
-        self._process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
+        self._process = await asyncio.create_subprocess_exec(
+            *self.command(),
+            stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log,
-            stderr=subprocess.STDOUT,
+            stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+            preexec_fn=_die_with_parent,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                tail = _tail(log_path)
-                self._close_log()
-                self._process = None
-                raise errors.EmbeddedServerError(f"temporal dev server exited at start:\n{tail}")
-            if not port_is_free(self.host, self.port) and (
-                not self.ui or not port_is_free(self.host, self.ui_port)
-            ):
-                log.info("temporal_started", address=self.address, pid=self._process.pid)
-                return
-            await asyncio.sleep(0.1)
-        await self.stop()
-        raise errors.EmbeddedServerError(
-            f"temporal dev server did not listen on {self.address} within {timeout:.0f} s:\n"
-            f"{_tail(log_path)}"
-        )
+        try:
+            async with asyncio.timeout(ready_within.total_seconds()):
+                # Readiness is a port that accepts; there is nothing to wait on but polling.
+                while not self._listening() and self._process.returncode is None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            await self.stop()
+            raise errors.EmbeddedServerError(
+                f"temporal dev server did not listen on {self.address} within "
+                f"{ready_within.total_seconds():.0f} s:\n{_tail(log_path)}"
+            ) from None
+        if self._process.returncode is not None:
+            await self.stop()
+            raise errors.EmbeddedServerError(
+                f"temporal dev server exited at start:\n{_tail(log_path)}"
+            )
+        log.info("temporal_started", address=self.address, pid=self._process.pid)
+
+    def _check_ports(self) -> None:
+        wanted = [("temporal.embedded_port", self.port)]
+        if self.ui:
+            wanted.append(("temporal.ui_port", self.ui_port))
+        for key, port in wanted:
+            if not port_is_free(self.host, port):
+                raise errors.EmbeddedServerError(
+                    f"{key}: port {self.host}:{port} is already in use; "
+                    "choose another port or set temporal.address to use that Temporal"
+                )
+
+    def _listening(self) -> bool:
+        frontend = not port_is_free(self.host, self.port)
+        return frontend and (not self.ui or not port_is_free(self.host, self.ui_port))
 
     async def stop(self) -> None:
         """Stop the server: SIGTERM to its process group, SIGKILL after a grace period."""
@@ -174,20 +186,16 @@ class EmbeddedTemporal:
         if process is None:
             return
         self._process = None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            deadline = time.monotonic() + _STOP_GRACE_SECONDS
-            while process.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            if process.poll() is None:
+        if process.returncode is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), _STOP_GRACE_SECONDS)
+            except TimeoutError:
                 log.warning("temporal_kill", pid=process.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-        # The group may still hold a straggler even after the leader exited.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        # Whatever is left of the group (the leader after the grace period, or a
+        # straggler it spawned) gets SIGKILL.
+        _signal_group(process.pid, signal.SIGKILL)
+        await process.wait()
         self._close_log()
         log.info("temporal_stopped", pid=process.pid)
 
@@ -204,6 +212,11 @@ class EmbeddedTemporal:
     async def __aexit__(self, *exc_info: object) -> None:
         """Stop on exit, whatever happened."""
         await self.stop()
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
 
 
 def _tail(path: Path, limit: int = 2000) -> str:

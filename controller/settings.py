@@ -10,13 +10,22 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 import pydantic_settings
 import yaml
 
 from controller import errors
+from controller.domain import durations
+
+
+def _duration(value: Any) -> Any:
+    return durations.parse_duration(value) if isinstance(value, str) else value
+
+
+Duration = Annotated[timedelta, pydantic.BeforeValidator(_duration)]
+"""A timedelta written as a Prometheus duration (``30s``, ``5m``) or a number of seconds."""
 
 DEFAULT_CONFIG_FILE = Path("homeostat.yaml")
 
@@ -83,10 +92,10 @@ class PrometheusSettings(_Group):
     url: str | None = pydantic.Field(
         default=None, description="base URL; unset disables Prometheus polling"
     )
-    evaluation_interval: timedelta = pydantic.Field(
+    evaluation_interval: Duration = pydantic.Field(
         default=timedelta(seconds=60), description="default rule-group evaluation interval"
     )
-    query_timeout: timedelta = pydantic.Field(
+    query_timeout: Duration = pydantic.Field(
         default=timedelta(seconds=10), description="timeout of one query"
     )
 
@@ -234,3 +243,36 @@ def _describe(exc: pydantic.ValidationError, source: str) -> str:
         problem = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
         lines.append(f"  {key}: {problem}")
     return "\n".join(lines)
+
+
+def reference() -> str:
+    """Every setting as a Markdown table per group: key, environment variable, default, meaning."""
+    lines: list[str] = []
+    for group_name, group_field in Settings.model_fields.items():
+        group_type = group_field.annotation
+        if not isinstance(group_type, type) or not issubclass(group_type, pydantic.BaseModel):
+            continue
+        lines += [f"## `{group_name}`", "", (group_type.__doc__ or "").strip(), ""]
+        lines += ["| key | environment variable | default | meaning |", "| --- | --- | --- | --- |"]
+        defaults = group_type()
+        for name, field in group_type.model_fields.items():
+            default = getattr(defaults, name)
+            shown = _show_default(default)
+            env = f"HOMEOSTAT_{group_name.upper()}__{name.upper()}"
+            lines.append(
+                f"| `{group_name}.{name}` | `{env}` | {shown} | {field.description or ''} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _show_default(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, timedelta):
+        return f"`{durations.format_duration(value)}`"
+    if isinstance(value, StrEnum):
+        return f"`{value.value}`"
+    if isinstance(value, list) and not value:
+        return "`[]`"
+    return f"`{value}`"

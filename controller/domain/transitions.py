@@ -30,8 +30,10 @@ class Severity(StrEnum):
     INFO = "info"
 
 
-def episode_id(*, rule: str, resource: resources.ResourceKey, started_at: datetime) -> resources.EpisodeId:
-    """The deterministic id of the episode of ``rule`` on ``resource`` that began at ``started_at``."""
+def episode_id(
+    *, rule: str, resource: resources.ResourceKey, started_at: datetime
+) -> resources.EpisodeId:
+    """The deterministic id of the episode of ``rule`` on ``resource`` begun at ``started_at``."""
     if started_at.tzinfo is None:
         raise ValueError("started_at must be timezone-aware")
     stamp = started_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")

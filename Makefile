@@ -1,0 +1,52 @@
+# The two commands: `make run` and `make test`. Everything else supports them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+.PHONY: run test install install-test system-deps lint typecheck layers rules-check pytest bench clean
+
+run: install ## Start Homeostat with an embedded Temporal dev server and its Web UI
+	$(BIN)/homeostat up
+
+test: install-test system-deps lint typecheck layers rules-check pytest ## Lint, type-check and run every test
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); \
+	  else echo "cannot create a virtualenv: install python3-venv (apt-get install python3-venv)"; exit 1; fi; }
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+system-deps: ## Prometheus, promtool and Alertmanager from Debian packages, when missing
+	@bash scripts/system-deps.sh
+
+lint:
+	$(BIN)/ruff check .
+
+typecheck:
+	$(BIN)/mypy
+
+layers:
+	$(BIN)/lint-imports
+
+rules-check:
+	@true
+
+pytest:
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .homeostat .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,242 @@
+"""``homeostat up``: Temporal (embedded or external), the worker, ingest and the HTTP API.
+
+The composition root of the running service. It starts the parts in dependency order,
+waits for SIGINT or SIGTERM, and stops them in reverse order, the embedded Temporal
+server last, so nothing is left running when the command returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+import uvicorn
+from temporalio import client as temporal_client
+from temporalio import service as temporal_service
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.workflowservice import v1 as workflowservice
+
+from controller import embedded, errors, server
+from controller import settings as settings_module
+from controller import worker as worker_module
+from controller.domain import contract
+from controller.observability import metrics as metrics_module
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoints:
+    """Where a running Homeostat can be reached."""
+
+    api_url: str
+    temporal_address: str
+    temporal_ui_url: str | None
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def connect(
+    settings: settings_module.TemporalSettings, address: str
+) -> temporal_client.Client:
+    """Connect to Temporal at ``address``.
+
+    Raises:
+        errors.DependencyError: Temporal does not answer; the message names the address.
+    """
+    api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    try:
+        return await temporal_client.Client.connect(
+            address, namespace=settings.namespace, api_key=api_key, tls=api_key is not None
+        )
+    except RuntimeError as exc:
+        raise errors.DependencyError(
+            f"temporal.address: cannot reach Temporal at {address}: {exc}"
+        ) from None
+
+
+async def ensure_search_attributes(client: temporal_client.Client, namespace: str) -> None:
+    """Register Homeostat's search attributes on an external Temporal, if missing."""
+    kinds = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=namespace,
+                search_attributes={
+                    name: kinds[kind] for name, kind in contract.SEARCH_ATTRIBUTES.items()
+                },
+            )
+        )
+    except temporal_service.RPCError as exc:
+        if exc.status != temporal_service.RPCStatusCode.ALREADY_EXISTS:
+            log.warning("search_attributes_not_registered", error=exc.message)
+
+
+@contextlib.asynccontextmanager
+async def temporal_server(
+    settings: settings_module.TemporalSettings,
+) -> AsyncIterator[tuple[str, str | None]]:
+    """Yield (address, Web UI URL) of Temporal: the configured one, or an embedded dev server."""
+    if settings.address is not None:
+        yield settings.address, None
+        return
+    dev = embedded.EmbeddedTemporal(
+        db_file=settings.state_dir / "temporal.db",
+        host=settings.embedded_host,
+        port=settings.embedded_port,
+        ui_port=settings.ui_port,
+        ui=settings.ui,
+        search_attributes=contract.SEARCH_ATTRIBUTES,
+    )
+    async with dev:
+        yield dev.address, dev.ui_url
+
+
+def _install_stop_handlers(stop: asyncio.Event) -> Callable[[], None]:
+    loop = asyncio.get_running_loop()
+
+    def request_stop(signum: signal.Signals) -> None:
+        log.info("stop_requested", signal=signum.name)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, request_stop, signum)
+
+    def remove() -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+    return remove
+
+
+async def run(
+    settings: settings_module.Settings,
+    *,
+    on_ready: Callable[[Endpoints], Any] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run Homeostat until SIGINT/SIGTERM (or until ``stop`` is set).
+
+    Raises:
+        errors.HomeostatError: a part could not start; everything started is stopped first.
+    """
+    stop_event = stop if stop is not None else asyncio.Event()
+    remove_handlers = _install_stop_handlers(stop_event)
+    try:
+        async with temporal_server(settings.temporal) as (address, ui_url):
+            client = await connect(settings.temporal, address)
+            if settings.temporal.address is not None:
+                await ensure_search_attributes(client, settings.temporal.namespace)
+            endpoints = Endpoints(api_url="", temporal_address=address, temporal_ui_url=ui_url)
+            await _serve(
+                settings=settings,
+                client=client,
+                endpoints=endpoints,
+                stop=stop_event,
+                on_ready=on_ready,
+            )
+    finally:
+        remove_handlers()
+    log.info("homeostat_stopped")
+
+
+def _build_app(settings: settings_module.Settings, client: temporal_client.Client) -> Any:
+    metrics = metrics_module.create()
+    rules_dir = settings.rules.rules_dir
+
+    async def temporal_reachable() -> str | None:
+        await client.workflow_service.get_system_info(
+            workflowservice.GetSystemInfoRequest(), timeout=timedelta(seconds=2)
+        )
+        return None
+
+    async def rules_loaded() -> str | None:
+        if not rules_dir.is_dir():
+            return f"rules directory {rules_dir} does not exist"
+        return None
+
+    return server.create_app(
+        metrics=metrics, readiness={"temporal": temporal_reachable, "rules": rules_loaded}
+    )
+
+
+async def _serve(
+    *,
+    settings: settings_module.Settings,
+    client: temporal_client.Client,
+    endpoints: Endpoints,
+    stop: asyncio.Event,
+    on_ready: Callable[[Endpoints], Any] | None,
+) -> None:
+    http = _Uvicorn(
+        uvicorn.Config(
+            _build_app(settings, client),
+            host=settings.http.host,
+            port=settings.http.port,
+            log_config=None,
+            access_log=False,
+        )
+    )
+    worker = worker_module.build(client, settings)
+    tasks = {
+        asyncio.create_task(http.serve(), name="http server"),
+        asyncio.create_task(worker.run(), name="temporal worker"),
+    }
+    try:
+        # uvicorn exposes no event for "listening"; poll its flag until it is set.
+        while not http.started and not any(task.done() for task in tasks):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if http.started:
+            ready = dataclasses.replace(
+                endpoints, api_url=settings.http.public_url or _bound_url(http)
+            )
+            log.info(
+                "homeostat_ready",
+                api=ready.api_url,
+                temporal=ready.temporal_address,
+                temporal_ui=ready.temporal_ui_url,
+            )
+            if on_ready is not None:
+                on_ready(ready)
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+    finally:
+        http.should_exit = True
+        await worker.shutdown()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    _raise_failures(tasks)
+    if not http.started:
+        raise errors.DependencyError(
+            f"http.port: cannot serve on {settings.http.host}:{settings.http.port}"
+        )
+
+
+def _raise_failures(tasks: set[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise errors.DependencyError(f"the {task.get_name()} stopped: {failure}") from failure
+
+
+def _bound_url(http: uvicorn.Server) -> str:
+    """The URL of the socket uvicorn actually bound (port 0 picks a free one)."""
+    for listener in http.servers:
+        for sock in listener.sockets:
+            host, port = sock.getsockname()[:2]
+            return f"http://{host}:{port}"
+    return "http://unknown"

@@ -1,0 +1,56 @@
+import io
+import json
+import logging
+
+import structlog
+
+from controller.observability import logging as logging_setup
+
+
+def _lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_json_lines_for_our_events_and_for_library_loggers():
+    """Our events and temporalio/kafka/ansible_runner records come out as the same JSON lines."""
+    stream = io.StringIO()
+    logging_setup.configure(level="info", json=True, stream=stream)
+    structlog.get_logger("controller.test").info("rule_fired", rule="high-cpu")
+    logging.getLogger("temporalio.worker").warning("worker %s polling", "w1")
+    logging.getLogger("ansible_runner").error("runner failed")
+    lines = _lines(stream)
+    assert [line["event"] for line in lines] == ["rule_fired", "worker w1 polling", "runner failed"]
+    assert lines[0]["rule"] == "high-cpu"
+    assert lines[0]["level"] == "info"
+    assert lines[1]["logger"] == "temporalio.worker"
+    assert all("timestamp" in line for line in lines)
+
+
+def test_level_filters_debug():
+    """At level info, debug events are dropped."""
+    stream = io.StringIO()
+    logging_setup.configure(level="info", json=True, stream=stream)
+    structlog.get_logger("controller.test").debug("noisy")
+    logging.getLogger("temporalio").debug("noisy too")
+    assert _lines(stream) == []
+
+
+def test_secret_fields_are_redacted():
+    """A field named like a secret never reaches the output."""
+    stream = io.StringIO()
+    logging_setup.configure(level="info", json=True, stream=stream)
+    structlog.get_logger("controller.test").info("configured", token="abc123", routing_key="R")
+    text = stream.getvalue()
+    assert "abc123" not in text
+    assert '"token": "**********"' in text
+
+
+def test_console_rendering_when_asked():
+    """The console renderer writes readable, non-JSON lines."""
+    stream = io.StringIO()
+    logging_setup.configure(level="info", json=False, stream=stream)
+    structlog.get_logger("controller.test").info("homeostat_ready", api="http://x")
+    text = stream.getvalue()
+    assert "homeostat_ready" in text
+    assert "api=http://x" in text
+    assert not text.lstrip().startswith("{")
