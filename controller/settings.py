@@ -84,6 +84,17 @@ class KafkaSettings(_Group):
     dead_letter_topic: str = pydantic.Field(
         default="homeostat.dead-letter", description="where unparseable messages go"
     )
+    topics: list[str] = pydantic.Field(
+        default_factory=list,
+        description="topics to read besides those the rules name (their `stream`)",
+    )
+    timestamp_field: str = pydantic.Field(
+        default="timestamp", description="plain JSON messages: the field holding event time"
+    )
+    rebuild_window: Duration | None = pydantic.Field(
+        default=None,
+        description="how far back to re-read on partition assignment; default: longest rule window",
+    )
 
 
 class PrometheusSettings(_Group):
@@ -108,6 +119,35 @@ class AlertmanagerSettings(_Group):
     )
     hmac_secret: pydantic.SecretStr | None = pydantic.Field(
         default=None, description="secret of an HMAC-SHA256 body signature"
+    )
+
+
+class WebhooksSettings(_Group):
+    """Authentication of the generic event and GitLab webhooks."""
+
+    bearer_token: pydantic.SecretStr | None = pydantic.Field(
+        default=None, description="token expected by /v1/events in 'Authorization: Bearer ...'"
+    )
+    hmac_secret: pydantic.SecretStr | None = pydantic.Field(
+        default=None, description="secret of the HMAC-SHA256 body signature of /v1/events"
+    )
+    gitlab_token: pydantic.SecretStr | None = pydantic.Field(
+        default=None, description="secret token GitLab sends in X-Gitlab-Token to /v1/gitlab"
+    )
+
+
+class DispatchSettings(_Group):
+    """The hand-off of transitions to Temporal."""
+
+    max_in_flight: int = pydantic.Field(
+        default=32, ge=1, description="signal-with-start calls running at once"
+    )
+    max_pending: int = pydantic.Field(
+        default=10_000, ge=1, description="transitions queued before sources are held back"
+    )
+    webhook_deadline: Duration = pydantic.Field(
+        default=timedelta(seconds=10),
+        description="how long a webhook waits for Temporal before answering 503",
     )
 
 
@@ -179,6 +219,8 @@ class Settings(pydantic_settings.BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
+    webhooks: WebhooksSettings = WebhooksSettings()
+    dispatch: DispatchSettings = DispatchSettings()
     rules: RulesSettings = RulesSettings()
     paging: PagingSettings = PagingSettings()
     ticketing: TicketingSettings = TicketingSettings()

@@ -12,6 +12,11 @@ REMEDIATION_WORKFLOW: Final = "RemediationWorkflow"
 SIGNAL_TRANSITION: Final = "transition"
 """Signal of the resource workflow; its one argument is a ``domain.transitions.Transition``."""
 
+SIGNAL_TRANSITIONS: Final = "transitions"
+"""Signal of the resource workflow carrying several transitions for it, in order; its one
+argument is a ``domain.transitions.TransitionBatch``. The dispatcher sends this one: a
+burst for one resource is one call. Each item is handled exactly like ``transition``."""
+
 SEARCH_ATTRIBUTES: Final = {
     "HomeostatResourceKind": "Keyword",
     "HomeostatResource": "Keyword",
@@ -20,3 +25,35 @@ SEARCH_ATTRIBUTES: Final = {
     "HomeostatSeverity": "Keyword",
 }
 """Custom search attributes and their types; registered before any workflow upserts them."""
+
+# Added with the resource and remediation workflows (issue 6).
+
+MANUAL_RULE: Final = "manual"
+"""Rule name of transitions sent by ``homeostat run``: the episode ends with its remediation
+(no ``resolved`` transition follows)."""
+
+QUERY_STATE: Final = "state"
+"""Query of the resource workflow; answers a ``workflows.resource_io.ResourceState``."""
+
+UPDATE_APPROVE: Final = "approve"
+UPDATE_DENY: Final = "deny"
+"""Updates of the resource workflow; argument ``workflows.resource_io.DecisionRequest``,
+result ``workflows.resource_io.DecisionAck``. Rejected unless the episode awaits approval."""
+
+UPDATE_SILENCE: Final = "silence"
+UPDATE_UNSILENCE: Final = "unsilence"
+UPDATE_PAUSE: Final = "pause"
+UPDATE_RESUME: Final = "resume"
+"""Updates of the resource workflow; argument ``workflows.resource_io.SilenceRequest``
+(silence) or ``workflows.resource_io.OperatorRequest`` (the others), result its
+``ResourceState``."""
+
+SIGNAL_REMEDIATION_PROGRESS: Final = "remediation_progress"
+SIGNAL_REMEDIATION_FINISHED: Final = "remediation_finished"
+"""Signals from a remediation workflow to its resource workflow (by workflow id)."""
+
+SIGNAL_DECISION: Final = "decision"
+SIGNAL_EPISODE_RESOLVED: Final = "episode_resolved"
+QUERY_PROGRESS: Final = "progress"
+"""Signals and query of the remediation workflow: an approver's decision, the episode's
+resolution, and its step-by-step progress (``workflows.remediation_io.Progress``)."""

@@ -74,3 +74,10 @@ class Transition:
     def transition_id(self) -> str:
         """Unique per (episode, kind): the workflow dedupes on it."""
         return f"{self.episode}#{self.kind}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransitionBatch:
+    """Transitions for one resource, oldest first: the argument of the ``transitions`` signal."""
+
+    transitions: tuple[Transition, ...] = ()

@@ -1,0 +1,1 @@
+"""Sources: Alertmanager, Kafka, Prometheus and webhooks, turned into observations."""

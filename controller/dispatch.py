@@ -1,0 +1,301 @@
+"""Hand transitions to their resource workflows, and say when it is safe to acknowledge.
+
+One signal-with-start per call: it starts the resource's workflow when none runs, and
+signals it either way. Transitions for one resource travel in order through one lane; a
+lane sends everything that queued up while its previous call was in flight as one batch,
+so a burst for one resource costs one call, not one per transition. A bounded number of
+calls run at once, and ``submit`` waits when too many transitions are pending: that is
+the back-pressure the sources feel (a webhook answers later, Kafka stops polling).
+
+A transition is handed off when the call that carried it returned; only then does its
+``Handoff`` complete, and only then may a source acknowledge upstream. While Temporal is
+unreachable, calls are retried with exponential backoff, forever unless the caller set a
+deadline (an Alertmanager webhook does: Alertmanager retries a 5xx itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+import structlog
+from temporalio import client as temporal_client
+from temporalio import service as temporal_service
+
+from controller import errors
+from controller.domain import contract, resources, transitions
+
+log = structlog.get_logger(__name__)
+
+_TRANSIENT = frozenset(
+    {
+        temporal_service.RPCStatusCode.UNAVAILABLE,
+        temporal_service.RPCStatusCode.DEADLINE_EXCEEDED,
+        temporal_service.RPCStatusCode.RESOURCE_EXHAUSTED,
+        temporal_service.RPCStatusCode.ABORTED,
+        temporal_service.RPCStatusCode.INTERNAL,
+        temporal_service.RPCStatusCode.UNKNOWN,
+        temporal_service.RPCStatusCode.CANCELLED,
+    }
+)
+
+
+class DispatchError(errors.HomeostatError):
+    """A transition could not be handed to Temporal."""
+
+
+class DispatchTimeoutError(DispatchError):
+    """Temporal did not accept the transition before the caller's deadline."""
+
+
+class DispatchRejectedError(DispatchError):
+    """Temporal rejected the call; retrying it cannot help."""
+
+
+class Metrics(Protocol):
+    """The counters the dispatcher reports to (``observability.metrics.Metrics`` fits)."""
+
+    @property
+    def dispatch_calls(self) -> Any:
+        """Counter of calls by outcome."""
+
+    @property
+    def dispatch_seconds(self) -> Any:
+        """Histogram of call durations."""
+
+
+class Sender(Protocol):
+    """One signal-with-start of a batch of transitions for one resource."""
+
+    async def __call__(
+        self, resource: resources.ResourceKey, batch: Sequence[transitions.Transition]
+    ) -> None:
+        """Deliver ``batch`` (all for ``resource``, in order) or raise."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    """Exponential backoff between retries of one call."""
+
+    initial: timedelta = timedelta(milliseconds=200)
+    maximum: timedelta = timedelta(seconds=10)
+    multiplier: float = 2.0
+
+    def delays(self) -> Iterable[float]:
+        """Seconds to wait before each retry, growing to ``maximum``."""
+        delay = self.initial.total_seconds()
+        while True:
+            yield delay
+            delay = min(delay * self.multiplier, self.maximum.total_seconds())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Failure:
+    status: temporal_service.RPCStatusCode | None
+    message: str
+
+
+@dataclass(slots=True)
+class _Lane:
+    pending: list[tuple[transitions.Transition, asyncio.Future[None]]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+
+class TemporalSender:
+    """Signal-with-start of ``ResourceWorkflow`` with the batch as the signal argument."""
+
+    def __init__(
+        self,
+        client: temporal_client.Client,
+        *,
+        task_queue: str,
+        start_input: Callable[[resources.ResourceKey], Any],
+        signal_arg: Callable[[Sequence[transitions.Transition]], Any],
+        rpc_timeout: timedelta = timedelta(seconds=5),
+    ) -> None:
+        """Send with ``client`` to ``task_queue``.
+
+        Args:
+            client: a Temporal client built with Homeostat's data converter.
+            task_queue: the worker's task queue.
+            start_input: the workflow's start argument for a resource not yet running.
+            signal_arg: the signal argument that carries a batch.
+            rpc_timeout: timeout of one call.
+        """
+        self._client = client
+        self._task_queue = task_queue
+        self._start_input = start_input
+        self._signal_arg = signal_arg
+        self._rpc_timeout = rpc_timeout
+
+    async def __call__(
+        self, resource: resources.ResourceKey, batch: Sequence[transitions.Transition]
+    ) -> None:
+        """Start-or-signal the resource's workflow with ``batch``."""
+        await self._client.start_workflow(
+            contract.RESOURCE_WORKFLOW,
+            self._start_input(resource),
+            id=resources.resource_workflow_id(resource),
+            task_queue=self._task_queue,
+            start_signal=contract.SIGNAL_TRANSITIONS,
+            start_signal_args=[self._signal_arg(batch)],
+            rpc_timeout=self._rpc_timeout,
+        )
+
+
+class Dispatcher:
+    """Ordered, coalescing, bounded hand-off of transitions to Temporal."""
+
+    def __init__(
+        self,
+        sender: Sender,
+        *,
+        metrics: Metrics | None = None,
+        max_in_flight: int = 32,
+        max_pending: int = 10_000,
+        max_batch: int = 100,
+        backoff: Backoff | None = None,
+    ) -> None:
+        """Dispatch through ``sender``.
+
+        Args:
+            sender: performs one call for one resource.
+            metrics: where to count calls and their durations.
+            max_in_flight: calls running at once.
+            max_pending: transitions queued before ``submit`` waits (back-pressure).
+            max_batch: transitions per call at most (stays far below Temporal's payload limit).
+            backoff: delays between retries of a failed call.
+        """
+        self._send = sender
+        self._metrics = metrics
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._room = asyncio.Semaphore(max_pending)
+        self._max_batch = max_batch
+        self._backoff = backoff or Backoff()
+        self._lanes: dict[resources.ResourceKey, _Lane] = {}
+        self._closed = False
+
+    @property
+    def pending(self) -> int:
+        """Transitions submitted and not yet handed off."""
+        return sum(len(lane.pending) for lane in self._lanes.values())
+
+    async def submit(self, transition: transitions.Transition) -> asyncio.Future[None]:
+        """Queue ``transition``; the returned future completes once Temporal accepted it.
+
+        Waits while ``max_pending`` transitions are queued.
+        """
+        if self._closed:
+            raise DispatchError("the dispatcher is closed")
+        await self._room.acquire()
+        handed_off: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        handed_off.add_done_callback(lambda _: self._room.release())
+        lane = self._lanes.setdefault(transition.resource, _Lane())
+        lane.pending.append((transition, handed_off))
+        if lane.task is None or lane.task.done():
+            lane.task = asyncio.create_task(self._drain(transition.resource, lane))
+        return handed_off
+
+    async def dispatch(
+        self, batch: Iterable[transitions.Transition], *, deadline: timedelta | None = None
+    ) -> None:
+        """Hand off every transition of ``batch`` and return once all were accepted.
+
+        Raises:
+            DispatchTimeoutError: not all were accepted within ``deadline``; they stay
+                queued and will still be delivered, so a retry by the source is a no-op.
+            DispatchRejectedError: Temporal rejected a call for good.
+        """
+        futures = [await self.submit(transition) for transition in batch]
+        if not futures:
+            return
+        gathered = asyncio.gather(*futures)
+        try:
+            if deadline is None:
+                await gathered
+            else:
+                await asyncio.wait_for(asyncio.shield(gathered), deadline.total_seconds())
+        except TimeoutError:
+            raise DispatchTimeoutError(
+                f"Temporal did not accept {len(futures)} transition(s) within "
+                f"{deadline.total_seconds() if deadline else 0:.0f} s"
+            ) from None
+
+    async def _drain(self, resource: resources.ResourceKey, lane: _Lane) -> None:
+        while lane.pending:
+            batch = lane.pending[: self._max_batch]
+            async with self._in_flight:
+                outcome = await self._deliver(resource, [item for item, _ in batch])
+            del lane.pending[: len(batch)]
+            for _, future in batch:
+                if future.done():
+                    continue
+                if outcome is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(outcome)
+        if self._lanes.get(resource) is lane and not lane.pending:
+            del self._lanes[resource]
+
+    async def _deliver(
+        self, resource: resources.ResourceKey, batch: list[transitions.Transition]
+    ) -> DispatchError | None:
+        delays = iter(self._backoff.delays())
+        while True:
+            started = time.perf_counter()
+            failure = await self._attempt(resource, batch)
+            if failure is None:
+                self._count("ok", started)
+                return None
+            if failure.status is not None and failure.status not in _TRANSIENT:
+                self._count("rejected", started)
+                log.error(
+                    "dispatch_rejected",
+                    resource=resource,
+                    status=failure.status.name,
+                    error=failure.message,
+                    transitions=len(batch),
+                )
+                return DispatchRejectedError(f"Temporal rejected {resource}: {failure.message}")
+            self._count("retried", started)
+            log.warning(
+                "dispatch_retry",
+                resource=resource,
+                error=failure.message,
+                status=failure.status.name if failure.status is not None else None,
+            )
+            await asyncio.sleep(next(delays))
+
+    async def _attempt(
+        self, resource: resources.ResourceKey, batch: list[transitions.Transition]
+    ) -> _Failure | None:
+        try:
+            await self._send(resource, batch)
+        except temporal_service.RPCError as exc:
+            return _Failure(status=exc.status, message=exc.message)
+        except RuntimeError as exc:  # the client's own "connection failed" errors
+            return _Failure(status=None, message=str(exc))
+        return None
+
+    def _count(self, outcome: str, started: float) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.dispatch_calls.labels(outcome=outcome).inc()
+        self._metrics.dispatch_seconds.observe(time.perf_counter() - started)
+
+    async def close(self, *, drain: timedelta = timedelta(seconds=10)) -> None:
+        """Stop taking transitions and wait up to ``drain`` for queued ones to go out."""
+        self._closed = True
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        if tasks:
+            _, still = await asyncio.wait(tasks, timeout=drain.total_seconds())
+            for task in still:
+                task.cancel()
+            for task in still:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -1,0 +1,157 @@
+"""Event bodies as observations: CloudEvents, prometheus-kafka-adapter samples, plain JSON.
+
+The same decoding serves Kafka messages and the generic webhook, so a rule written for
+one source reads the other's events the same way. The format is recognised per message:
+
+- CloudEvents 1.0, structured JSON mode (``specversion`` present): event time is ``time``,
+  labels are the context attributes (``type``, ``source``, ``subject``, ``id``) and the
+  string extension attributes, the body is the whole event (``data`` included).
+- prometheus-kafka-adapter JSON (``name``, ``value``, ``timestamp``, ``labels``): a
+  sample; labels are the series labels with ``__name__``, the value is a float.
+- any other JSON object: event time from the configured timestamp field (RFC 3339 or
+  epoch seconds/milliseconds), else the transport's time; labels are the top-level
+  string values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from controller import errors
+from controller.domain import observations
+
+_CLOUDEVENTS_CONTEXT = ("type", "source", "subject", "id", "datacontenttype", "dataschema")
+_EPOCH_MILLIS_THRESHOLD = 10**11
+"""An epoch number above this is taken as milliseconds (1973 in ms; year 5138 in s)."""
+
+
+def decode(
+    event: Any,
+    *,
+    source: observations.SourceKind,
+    stream: str,
+    received_at: datetime,
+    timestamp_field: str = "timestamp",
+) -> observations.Observation:
+    """Turn one decoded JSON value into an observation.
+
+    Args:
+        event: the JSON value (must be an object).
+        source: the kind of source it came from.
+        stream: the Kafka topic or webhook stream.
+        received_at: the transport's time, used when the event carries none.
+        timestamp_field: plain JSON: the field that holds the event time.
+
+    Raises:
+        errors.PayloadError: the value does not fit any format; ``field`` names where.
+    """
+    if not isinstance(event, Mapping):
+        raise errors.PayloadError("(body)", f"an event must be a JSON object, not {_kind(event)}")
+    if "specversion" in event:
+        return _cloudevent(event, source=source, stream=stream)
+    if {"name", "value", "labels"} <= event.keys():
+        return _sample(event, source=source, stream=stream, received_at=received_at)
+    at = received_at
+    if timestamp_field in event:
+        at = parse_time(event[timestamp_field], field=timestamp_field)
+    labels = {
+        key: value
+        for key, value in event.items()
+        if isinstance(value, str) and key != timestamp_field
+    }
+    return observations.Observation(
+        source=source, stream=stream, at=at, labels=labels, body=dict(event)
+    )
+
+
+def _cloudevent(
+    event: Mapping[str, Any], *, source: observations.SourceKind, stream: str
+) -> observations.Observation:
+    if event.get("specversion") != "1.0":
+        raise errors.PayloadError(
+            "specversion", f"unsupported CloudEvents version {event.get('specversion')!r}"
+        )
+    for required in ("id", "source", "type"):
+        if not isinstance(event.get(required), str) or not event[required]:
+            raise errors.PayloadError(
+                required, "required CloudEvents attribute is missing or empty"
+            )
+    if "time" not in event:
+        raise errors.PayloadError("time", "Homeostat needs the event time of a CloudEvent")
+    at = parse_time(event["time"], field="time")
+    labels = {
+        key: value
+        for key, value in event.items()
+        if isinstance(value, str) and key not in {"specversion", "time", "data", "data_base64"}
+    }
+    return observations.Observation(
+        source=source, stream=stream, at=at, labels=labels, body=dict(event)
+    )
+
+
+def _sample(
+    event: Mapping[str, Any],
+    *,
+    source: observations.SourceKind,
+    stream: str,
+    received_at: datetime,
+) -> observations.Observation:
+    labels = event["labels"]
+    if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
+        raise errors.PayloadError("labels", "must be an object of string values")
+    try:
+        value = float(event["value"])
+    except (TypeError, ValueError):
+        raise errors.PayloadError("value", f"not a number: {event['value']!r}") from None
+    if math.isnan(value) and str(event["value"]).lower() != "nan":
+        raise errors.PayloadError("value", "not a number")
+    at = parse_time(event["timestamp"], field="timestamp") if "timestamp" in event else received_at
+    return observations.Observation(
+        source=source,
+        stream=stream,
+        at=at,
+        labels={**labels, "__name__": str(event["name"])},
+        value=value,
+        body=dict(event),
+    )
+
+
+def parse_time(value: Any, *, field: str) -> datetime:
+    """An RFC 3339 string or an epoch number (seconds or milliseconds) as aware UTC.
+
+    Raises:
+        errors.PayloadError: the value is neither, or has no timezone.
+    """
+    if isinstance(value, bool):
+        raise errors.PayloadError(field, "a time must be RFC 3339 text or epoch seconds")
+    if isinstance(value, int | float):
+        seconds = value / 1000 if abs(value) > _EPOCH_MILLIS_THRESHOLD else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise errors.PayloadError(field, f"epoch time out of range: {value}") from None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise errors.PayloadError(field, f"not an RFC 3339 time: {value!r}") from None
+        if parsed.tzinfo is None:
+            raise errors.PayloadError(field, f"time without a timezone: {value!r}")
+        return parsed.astimezone(UTC)
+    raise errors.PayloadError(
+        field, f"a time must be RFC 3339 text or epoch seconds, not {_kind(value)}"
+    )
+
+
+def _kind(value: Any) -> str:
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }
+    return names.get(type(value), "a number")
