@@ -24,11 +24,12 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice import v1 as workflowservice
 
-from controller import embedded, errors, server
+from controller import assembly, embedded, errors, server
 from controller import settings as settings_module
 from controller import worker as worker_module
 from controller.domain import contract
 from controller.observability import metrics as metrics_module
+from controller.workflows import converter
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +62,11 @@ async def connect(
     api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
     try:
         return await temporal_client.Client.connect(
-            address, namespace=settings.namespace, api_key=api_key, tls=api_key is not None
+            address,
+            namespace=settings.namespace,
+            api_key=api_key,
+            tls=api_key is not None,
+            data_converter=converter.DATA_CONVERTER,
         )
     except RuntimeError as exc:
         raise errors.DependencyError(
@@ -154,10 +159,7 @@ async def run(
     log.info("homeostat_stopped")
 
 
-def _build_app(settings: settings_module.Settings, client: temporal_client.Client) -> Any:
-    metrics = metrics_module.create()
-    rules_dir = settings.rules.rules_dir
-
+def _build_app(client: temporal_client.Client, ingest: assembly.Ingest) -> Any:
     async def temporal_reachable() -> str | None:
         await client.workflow_service.get_system_info(
             workflowservice.GetSystemInfoRequest(), timeout=timedelta(seconds=2)
@@ -165,12 +167,15 @@ def _build_app(settings: settings_module.Settings, client: temporal_client.Clien
         return None
 
     async def rules_loaded() -> str | None:
-        if not rules_dir.is_dir():
-            return f"rules directory {rules_dir} does not exist"
-        return None
+        rules = len(ingest.engine.rule_set.rules)
+        if not ingest.rules_ok:
+            return "the last reload of the rule files failed; the previous rules stay in force"
+        return None if rules else "no rules loaded"
 
     return server.create_app(
-        metrics=metrics, readiness={"temporal": temporal_reachable, "rules": rules_loaded}
+        metrics=ingest.metrics,
+        readiness={"temporal": temporal_reachable, "rules": rules_loaded},
+        routers=[ingest.router],
     )
 
 
@@ -182,9 +187,10 @@ async def _serve(
     stop: asyncio.Event,
     on_ready: Callable[[Endpoints], Any] | None,
 ) -> None:
+    ingest = assembly.build_ingest(settings, client, metrics_module.create())
     http = _Uvicorn(
         uvicorn.Config(
-            _build_app(settings, client),
+            _build_app(client, ingest),
             host=settings.http.host,
             port=settings.http.port,
             log_config=None,
@@ -201,6 +207,7 @@ async def _serve(
         while not http.started and not any(task.done() for task in tasks):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if http.started:
+            await ingest.start()
             ready = dataclasses.replace(
                 endpoints, api_url=settings.http.public_url or _bound_url(http)
             )
@@ -216,6 +223,7 @@ async def _serve(
             await asyncio.wait({stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
     finally:
+        await ingest.stop()
         http.should_exit = True
         await worker.shutdown()
         await asyncio.gather(*tasks, return_exceptions=True)

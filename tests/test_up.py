@@ -86,7 +86,11 @@ def homeostat_up(tmp_path: Path) -> Iterator[Running]:
         state / "temporal.db",
     )
     try:
-        if not _wait_for(lambda: processes.http_ok(f"{running.api}/readyz"), timeout=60):
+        ready = _wait_for(
+            lambda: process.poll() is not None or processes.http_ok(f"{running.api}/readyz"),
+            timeout=60,
+        )
+        if not ready or process.poll() is not None:
             process.kill()
             pytest.fail(f"/readyz never answered 200:\n{process.communicate()[0]}")
         yield running

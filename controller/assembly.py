@@ -1,0 +1,289 @@
+"""Build the ingest side of a running Homeostat from settings: engine to dispatcher.
+
+A composition root beside ``service``: it reads settings and turns them into the plain
+values each layer takes. ``Ingest`` owns the long-running parts (Kafka consumer thread,
+Prometheus poller, engine ticker, rule-file watcher) and stops them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import fastapi
+import structlog
+from temporalio import client as temporal_client
+
+from controller import dispatch, errors
+from controller import settings as settings_module
+from controller.domain import observations, resources, transitions
+from controller.ingest import auth, kafka, pipeline, prometheus, promql, webhooks
+from controller.observability import metrics as metrics_module
+from controller.plans import loader as plans_loader
+from controller.rules import engine as engine_module
+from controller.rules import loader as rules_loader
+from controller.rules import model as rules_model
+from controller.rules import watcher as watcher_module
+from controller.workflows import resource_io
+
+log = structlog.get_logger(__name__)
+
+TICK_INTERVAL = timedelta(seconds=1)
+RELOAD_INTERVAL = timedelta(seconds=5)
+_REBUILD_MARGIN = timedelta(minutes=1)
+
+
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware UTC: the only clock ingest reads."""
+    return datetime.now(UTC)
+
+
+def plan_names(remediations_dir: Path) -> set[str]:
+    """Names of the remediation plans that exist, for "unknown remediation" checks."""
+    if not remediations_dir.is_dir():
+        return set()
+    return set(plans_loader.load_plans(remediations_dir))
+
+
+def load_rules(settings: settings_module.Settings) -> rules_model.RuleSet:
+    """Load the rule set at start.
+
+    Raises:
+        errors.RuleFileError: the rule files have problems; the message lists each one as
+            ``file:line:column: message``.
+    """
+    known = plan_names(settings.rules.remediations_dir)
+    try:
+        return rules_loader.load_rule_set(settings.rules.rules_dir, known_remediations=known)
+    except rules_loader.RuleSetError as exc:
+        listing = "\n".join(str(problem) for problem in exc.problems)
+        raise errors.ConfigError(f"the rule files have problems:\n{listing}") from None
+
+
+def kafka_topics(rule_set: rules_model.RuleSet, extra: Sequence[str]) -> tuple[str, ...]:
+    """Topics the Kafka rules read (their ``stream``), plus configured extras."""
+    named = {
+        rule.stream
+        for rule in rule_set.rules.values()
+        if rule.source is observations.SourceKind.KAFKA and rule.stream
+    }
+    return tuple(sorted(named | set(extra)))
+
+
+def rebuild_window(rule_set: rules_model.RuleSet) -> timedelta:
+    """The longest span of the past any Kafka rule's state depends on, plus a margin."""
+    spans = [timedelta(0)]
+    for rule in rule_set.rules.values():
+        if rule.source is not observations.SourceKind.KAFKA:
+            continue
+        spans += [rule.stale_after, rule.hold + rule.keep_firing_for, rule.cooldown]
+        if rule.correlation is not None:
+            spans.append(rule.correlation.within + rule.hold)
+        if rule.count is not None:
+            spans.append(rule.count.within + rule.hold)
+    return max(spans) + _REBUILD_MARGIN
+
+
+def polled_rules(
+    rule_set: rules_model.RuleSet, default_interval: timedelta
+) -> list[prometheus.PolledRule]:
+    """The Prometheus-family rules, with their group's interval."""
+    found = []
+    for group in rule_set.groups:
+        interval = group.interval or default_interval
+        found += [
+            prometheus.PolledRule(
+                name=rule.name,
+                expr=rule.expr,
+                interval=interval,
+                lookback=rule.hold + rule.keep_firing_for,
+            )
+            for rule in group.rules
+            if rule.family is rules_model.Family.PROMETHEUS and rule.expr
+        ]
+    return found
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def webhook_config(settings: settings_module.Settings) -> webhooks.WebhookConfig:
+    """Credentials and limits of the webhook endpoints."""
+    return webhooks.WebhookConfig(
+        alertmanager=auth.Credentials(
+            bearer_token=_secret(settings.alertmanager.bearer_token),
+            hmac_secret=_secret(settings.alertmanager.hmac_secret),
+        ),
+        events=auth.Credentials(
+            bearer_token=_secret(settings.webhooks.bearer_token),
+            hmac_secret=_secret(settings.webhooks.hmac_secret),
+        ),
+        gitlab_token=_secret(settings.webhooks.gitlab_token),
+        dispatch_deadline=settings.dispatch.webhook_deadline,
+        timestamp_field=settings.kafka.timestamp_field,
+    )
+
+
+def _start_input(resource: resources.ResourceKey) -> resource_io.ResourceWorkflowInput:
+    return resource_io.ResourceWorkflowInput(resource=resource)
+
+
+def _batch(batch: Sequence[transitions.Transition]) -> transitions.TransitionBatch:
+    return transitions.TransitionBatch(transitions=tuple(batch))
+
+
+@dataclass
+class Ingest:
+    """Everything between the sources and Temporal, and the tasks that keep it running."""
+
+    settings: settings_module.Settings
+    engine: engine_module.Engine
+    dispatcher: dispatch.Dispatcher
+    pipe: pipeline.Pipeline
+    router: fastapi.APIRouter
+    metrics: metrics_module.Metrics
+    clock: Callable[[], datetime] = utc_now
+    poller: prometheus.PrometheusPoller | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _kafka: tuple[threading.Thread, threading.Event] | None = None
+    rules_ok: bool = True
+
+    async def start(self) -> None:
+        """Start the ticker, the watcher, the Prometheus poller and the Kafka consumer."""
+        self._tasks.append(asyncio.create_task(self._tick(), name="engine ticker"))
+        self._tasks.append(asyncio.create_task(self._watch(), name="rules watcher"))
+        if self.poller is not None:
+            self._tasks.append(asyncio.create_task(self.poller.run(), name="prometheus poller"))
+        topics = kafka_topics(self.engine.rule_set, self.settings.kafka.topics)
+        if self.settings.kafka.bootstrap_servers and topics:
+            source = kafka.KafkaSource(
+                config=kafka.KafkaConfig(
+                    bootstrap_servers=tuple(self.settings.kafka.bootstrap_servers),
+                    topics=topics,
+                    group_id=self.settings.kafka.group_id,
+                    dead_letter_topic=self.settings.kafka.dead_letter_topic,
+                    timestamp_field=self.settings.kafka.timestamp_field,
+                    rebuild_window=self.settings.kafka.rebuild_window
+                    or rebuild_window(self.engine.rule_set),
+                ),
+                pipe=self.pipe,
+                loop=asyncio.get_running_loop(),
+                clock=self.clock,
+                metrics=self.metrics,
+            )
+            self._kafka = kafka.start_thread(source)
+            log.info("kafka_started", topics=list(topics))
+
+    async def stop(self) -> None:
+        """Stop consuming first, then the loops, then drain the dispatcher."""
+        if self._kafka is not None:
+            thread, stop = self._kafka
+            stop.set()
+            await asyncio.to_thread(thread.join, 30)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.dispatcher.close()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_INTERVAL.total_seconds())
+            try:
+                await self.pipe.tick(self.clock())
+            except dispatch.DispatchError as exc:
+                log.exception("tick_dispatch_failed", error=str(exc))
+
+    async def _watch(self) -> None:
+        watcher = watcher_module.Watcher(
+            self.settings.rules.rules_dir,
+            known_remediations=plan_names(self.settings.rules.remediations_dir),
+            current=self.engine.rule_set,
+        )
+
+        def reloaded(rule_set: rules_model.RuleSet) -> None:
+            found = self.engine.replace_rules(rule_set)
+            if self.poller is not None:
+                self.poller.replace_rules(
+                    polled_rules(rule_set, self.settings.prometheus.evaluation_interval)
+                )
+            self.metrics.rules_loaded.set(len(rule_set.rules))
+            self.metrics.rule_reloads.labels(outcome="ok").inc()
+            self.rules_ok = True
+            log.info("rules_reloaded", revision=str(rule_set.revision), rules=len(rule_set.rules))
+            if found:
+                task = asyncio.create_task(self.pipe.send(found))
+                self._tasks.append(task)
+
+        def broken(problems: tuple[errors.RuleFileError, ...]) -> None:
+            self.metrics.rule_reloads.labels(outcome="error").inc()
+            for problem in problems:
+                log.error("rules_reload_failed", problem=str(problem))
+
+        await watcher.run(interval=RELOAD_INTERVAL, on_reload=reloaded, on_problems=broken)
+
+
+def build_ingest(
+    settings: settings_module.Settings,
+    client: temporal_client.Client,
+    metrics: metrics_module.Metrics,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+) -> Ingest:
+    """Assemble engine, dispatcher, pipeline, webhooks and the Prometheus poller."""
+    rule_set = load_rules(settings)
+    metrics.rules_loaded.set(len(rule_set.rules))
+    engine = engine_module.Engine(rule_set, clock=clock)
+    sender = dispatch.TemporalSender(
+        client,
+        task_queue=settings.temporal.task_queue,
+        start_input=_start_input,
+        signal_arg=_batch,
+    )
+    dispatcher = dispatch.Dispatcher(
+        sender,
+        metrics=metrics,
+        max_in_flight=settings.dispatch.max_in_flight,
+        max_pending=settings.dispatch.max_pending,
+    )
+    pipe = pipeline.Pipeline(engine=engine, dispatcher=dispatcher, metrics=metrics)
+    router = webhooks.build_router(
+        config=webhook_config(settings), pipe=pipe, clock=clock, metrics=metrics
+    )
+    poller = None
+    polled = polled_rules(rule_set, settings.prometheus.evaluation_interval)
+    if settings.prometheus.url is not None and polled:
+        poller = prometheus.PrometheusPoller(
+            rules=polled,
+            querier=_querier(settings),
+            engine=engine,
+            pipe=pipe,
+            clock=clock,
+            metrics=metrics,
+        )
+    log.info("rules_loaded", revision=str(rule_set.revision), rules=len(rule_set.rules))
+    return Ingest(
+        settings=settings,
+        engine=engine,
+        dispatcher=dispatcher,
+        pipe=pipe,
+        router=router,
+        metrics=metrics,
+        clock=clock,
+        poller=poller,
+    )
+
+
+def _querier(settings: settings_module.Settings) -> prometheus.Querier:
+    url = settings.prometheus.url
+    if url is None:
+        raise errors.ConfigError("prometheus.url: needed by the Prometheus rules")
+    return promql.Client(url, timeout=settings.prometheus.query_timeout)
