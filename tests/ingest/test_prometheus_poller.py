@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import prometheus_client
 import pytest
+from harness import processes
 
 from controller import dispatch
 from controller.domain import transitions
 from controller.ingest import pipeline, prometheus, promql
 from controller.observability import metrics as metrics_module
 from controller.rules import engine, loader
-from harness import processes
 
 RULES = """\
 groups:
@@ -33,7 +33,7 @@ class Recorder:
     def __init__(self):
         self.sent: list[transitions.Transition] = []
 
-    async def __call__(self, resource, batch):
+    async def __call__(self, _resource, batch):
         self.sent.extend(batch)
 
 
@@ -157,6 +157,7 @@ async def test_an_unreachable_prometheus_never_resolves(prometheus_factory, gaug
         errors = metrics.registry.get_sample_value(
             "homeostat_source_errors_total", {"source": "prometheus"}
         )
-        assert errors is not None and errors >= 3
+        assert errors is not None
+        assert errors >= 3
     finally:
         task.cancel()
