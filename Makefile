@@ -42,8 +42,9 @@ typecheck:
 layers:
 	$(BIN)/lint-imports
 
-rules-check:
-	@true
+rules-check: ## The shipped rules and plans lint clean, and the rule tests pass
+	$(BIN)/homeostat rules lint rules/ remediations/
+	$(BIN)/homeostat rules test tests/rules/
 
 pytest:
 	$(BIN)/pytest

@@ -153,6 +153,7 @@ class Ingest:
     poller: prometheus.PrometheusPoller | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _kafka: tuple[threading.Thread, threading.Event] | None = None
+    _kafka_source: kafka.KafkaSource | None = None
     rules_ok: bool = True
 
     async def start(self) -> None:
@@ -170,6 +171,9 @@ class Ingest:
                     group_id=self.settings.kafka.group_id,
                     dead_letter_topic=self.settings.kafka.dead_letter_topic,
                     timestamp_field=self.settings.kafka.timestamp_field,
+                    session_timeout=self.settings.kafka.session_timeout,
+                    max_poll_interval=self.settings.kafka.max_poll_interval,
+                    heartbeat_interval=self.settings.kafka.session_timeout / 3,
                     rebuild_window=self.settings.kafka.rebuild_window
                     or rebuild_window(self.engine.rule_set),
                 ),
@@ -178,6 +182,7 @@ class Ingest:
                 clock=self.clock,
                 metrics=self.metrics,
             )
+            self._kafka_source = source
             self._kafka = kafka.start_thread(source)
             log.info("kafka_started", topics=list(topics))
 
@@ -194,11 +199,27 @@ class Ingest:
                 await task
         await self.dispatcher.close()
 
+    def tick_time(self) -> datetime | None:
+        """How far event time may advance: the wall clock, held back by a Kafka backlog.
+
+        Deadlines of event rules (``for``, staleness) are in event time; ticking with the
+        wall clock while the consumer still reads old events would fire conditions the
+        unread events contradict. ``None`` while Kafka has not been assigned yet.
+        """
+        now = self.clock()
+        if self._kafka_source is None:
+            return now
+        watermark = self._kafka_source.watermark
+        return None if watermark is None else min(now, watermark)
+
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_INTERVAL.total_seconds())
+            now = self.tick_time()
+            if now is None:
+                continue
             try:
-                await self.pipe.tick(self.clock())
+                await self.pipe.tick(now)
             except dispatch.DispatchError as exc:
                 log.exception("tick_dispatch_failed", error=str(exc))
 

@@ -18,6 +18,7 @@ from rich import console as rich_console
 
 from controller import __version__, errors, service
 from controller import settings as settings_module
+from controller.commands import rules as rules_commands
 from controller.observability import logging as logging_setup
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(rules_commands.app, name="rules")
 
 ConfigOption = Annotated[
     Path | None,

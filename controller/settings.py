@@ -91,6 +91,12 @@ class KafkaSettings(_Group):
     timestamp_field: str = pydantic.Field(
         default="timestamp", description="plain JSON messages: the field holding event time"
     )
+    session_timeout: Duration = pydantic.Field(
+        default=timedelta(seconds=45), description="consumer-group session timeout"
+    )
+    max_poll_interval: Duration = pydantic.Field(
+        default=timedelta(minutes=5), description="longest time between two polls"
+    )
     rebuild_window: Duration | None = pydantic.Field(
         default=None,
         description="how far back to re-read on partition assignment; default: longest rule window",

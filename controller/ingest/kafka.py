@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kafka
+import kafka.errors
 import structlog
 
 from controller import errors
@@ -66,20 +67,19 @@ class _Replay:
 
 
 class _Rebuild(kafka.ConsumerRebalanceListener):  # type: ignore[misc]
-    """Seeks newly assigned partitions back by the rebuild window."""
+    """Notes newly assigned partitions; the poll loop rebuilds them (no blocking calls here)."""
 
-    def __init__(self, source: KafkaSource) -> None:
-        self._source = source
+    def __init__(self) -> None:
         self._owned: set[kafka.TopicPartition] = set()
+        self.fresh: set[kafka.TopicPartition] = set()
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("kafka_partitions_revoked", partitions=len(revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        fresh = [tp for tp in assigned if tp not in self._owned]
+        log.info("kafka_partitions_assigned", partitions=len(assigned))
+        self.fresh.update(tp for tp in assigned if tp not in self._owned)
         self._owned.update(assigned)
-        if fresh:
-            self._source.rebuild(fresh)
 
 
 class KafkaSource:
@@ -105,6 +105,11 @@ class KafkaSource:
         self._producer: kafka.KafkaProducer | None = None
         self.ready = threading.Event()
         """Set once the first partitions were assigned and rebuilt."""
+        self.watermark: datetime | None = None
+        """Event time up to which every assigned partition was read; ``None`` before the
+        first assignment. A partition with nothing to read counts as caught up (the wall
+        clock), so deadlines advance while the stream is quiet, but never past a backlog."""
+        self._partition_times: dict[kafka.TopicPartition, datetime] = {}
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; commits after each dispatched batch."""
@@ -122,13 +127,22 @@ class KafkaSource:
         self._producer = kafka.KafkaProducer(
             bootstrap_servers=list(config.bootstrap_servers), acks="all", linger_ms=5
         )
+        listener = _Rebuild()
         try:
-            self._consumer.subscribe(list(config.topics), listener=_Rebuild(self))
+            self._consumer.subscribe(list(config.topics), listener=listener)
             while not stop.is_set():
                 polled = self._consumer.poll(timeout_ms=500)
+                if listener.fresh:
+                    fresh, listener.fresh = listener.fresh, set()
+                    self.rebuild(sorted(fresh))
+                    # Records already fetched for those partitions come again after the
+                    # replay: the rebuild moved their position back.
+                    polled = {tp: batch for tp, batch in polled.items() if tp not in fresh}
+                    self.ready.set()
                 records = [record for batch in polled.values() for record in batch]
                 if records:
                     self._handle(records, stop)
+                self._advance_watermark()
         finally:
             self._consumer.close(autocommit=False)
             self._producer.close(timeout=5)
@@ -145,29 +159,40 @@ class KafkaSource:
         for tp in partitions:
             committed = consumer.committed(tp)
             if committed is None:
-                continue  # a new group reads from the start; nothing to rebuild
+                consumer.seek_to_beginning(tp)  # a new group: nothing to rebuild
+                continue
             start = found.get(tp)
-            start_offset = start.offset if start is not None else committed
-            if start_offset < committed:
-                self._replay.until[tp] = committed
-                consumer.seek(tp, start_offset)
-                log.info(
-                    "kafka_rebuild",
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    from_offset=start_offset,
-                    to_offset=committed,
-                )
-        self.ready.set()
+            # No record at or after ``since`` (some brokers answer timestamp -1): all
+            # that was read before lies outside the window; nothing to rebuild.
+            usable = start is not None and start.timestamp >= 0 and start.offset < committed
+            if not usable:
+                consumer.seek(tp, committed)
+                continue
+            self._replay.until[tp] = committed
+            consumer.seek(tp, start.offset)
+            log.info(
+                "kafka_rebuild",
+                topic=tp.topic,
+                partition=tp.partition,
+                from_offset=start.offset,
+                to_offset=committed,
+            )
 
     def _handle(self, records: list[Any], stop: threading.Event) -> None:
         replayed: list[observations.Observation] = []
         live: list[observations.Observation] = []
         for record in records:
-            observation = self._decode(record)
+            replaying = self._replay.replaying(record)
+            # A malformed message in the replay range was dead-lettered when first read.
+            observation = self._decode(record, dead_letter=not replaying)
             if observation is None:
                 continue
-            (replayed if self._replay.replaying(record) else live).append(observation)
+            (replayed if replaying else live).append(observation)
+            tp = kafka.TopicPartition(record.topic, record.partition)
+            seen = self._partition_times.get(tp)
+            self._partition_times[tp] = (
+                observation.at if seen is None else max(seen, observation.at)
+            )
         if replayed:
             self._on_loop(self._rebuild_state(replayed), stop)
         if live:
@@ -176,6 +201,33 @@ class KafkaSource:
             self._producer.flush(timeout=30)
         if self._consumer is not None:
             self._consumer.commit()
+
+    def _advance_watermark(self) -> None:
+        consumer = self._consumer
+        if not self.ready.is_set() or consumer is None:
+            return
+        now = self._clock()
+        times = []
+        for tp in consumer.assignment():
+            if self._caught_up(consumer, tp):
+                self._partition_times[tp] = now
+            seen = self._partition_times.get(tp)
+            if seen is None:
+                return  # a partition with a backlog not read yet: hold the watermark
+            times.append(min(seen, now))
+        self.watermark = min(times, default=now)
+
+    @staticmethod
+    def _caught_up(consumer: kafka.KafkaConsumer, tp: kafka.TopicPartition) -> bool:
+        """Whether everything the broker has for ``tp`` was read (from the last fetch)."""
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return False
+        try:
+            position = consumer.position(tp, timeout_ms=100)
+        except kafka.errors.KafkaError:
+            return False
+        return position is not None and position >= highwater
 
     async def _rebuild_state(self, batch: list[observations.Observation]) -> None:
         self._pipe.evaluate(batch)
@@ -204,7 +256,7 @@ class KafkaSource:
             if paused:
                 consumer.resume(*consumer.paused())
 
-    def _decode(self, record: Any) -> observations.Observation | None:
+    def _decode(self, record: Any, *, dead_letter: bool) -> observations.Observation | None:
         received = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
         try:
             try:
@@ -219,7 +271,8 @@ class KafkaSource:
                 timestamp_field=self._config.timestamp_field,
             )
         except errors.PayloadError as exc:
-            self._dead_letter(record, exc)
+            if dead_letter:
+                self._dead_letter(record, exc)
             return None
 
     def _dead_letter(self, record: Any, error: errors.PayloadError) -> None:
@@ -250,9 +303,24 @@ class KafkaSource:
         )
 
 
-def start_thread(source: KafkaSource) -> tuple[threading.Thread, threading.Event]:
-    """Run ``source`` in a daemon thread; set the returned event to stop it."""
+def start_thread(
+    source: KafkaSource, *, restart_after: timedelta = timedelta(seconds=5)
+) -> tuple[threading.Thread, threading.Event]:
+    """Run ``source`` in a daemon thread, restarting it after a failure, until stopped.
+
+    A restart joins the group again, which rebuilds state and resumes from the committed
+    offsets: nothing that was not committed is lost.
+    """
     stop = threading.Event()
-    thread = threading.Thread(target=source.run, args=(stop,), name="kafka-source", daemon=True)
+
+    def keep_running() -> None:
+        while not stop.is_set():
+            try:
+                source.run(stop)
+            except Exception:  # any failure: log it, rejoin, go on
+                log.exception("kafka_consumer_failed", restart_in=restart_after.total_seconds())
+                stop.wait(restart_after.total_seconds())
+
+    thread = threading.Thread(target=keep_running, name="kafka-source", daemon=True)
     thread.start()
     return thread, stop

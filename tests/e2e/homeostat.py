@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import textwrap
 import time
 import uuid
@@ -100,3 +104,42 @@ async def eventually(check: Callable[[], Any], *, timeout: float, interval: floa
                 return value
         await asyncio.sleep(interval)
     raise AssertionError(f"not true within {timeout} s (last error: {last!r})")
+
+
+class Process:
+    """`homeostat up` as a child process, as an operator runs it."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path = config_path
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, api_url: str, *, timeout: float = 60) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "controller", "up", "--config", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "HOMEOSTAT_LOGGING__FORMAT": "json"},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"homeostat exited:\n{self.log_path.read_text()[-4000:]}")
+            if processes.http_ok(f"{api_url}/readyz"):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"homeostat not ready:\n{self.log_path.read_text()[-4000:]}")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -1,0 +1,221 @@
+"""``homeostat rules``: lint rule (and plan) files, and run rule tests in promtool's format.
+
+A composition root: it finds files, reads plan names, starts the sandbox Prometheus and
+builds the PromQL client, then hands them to ``controller.rules``. Problems print as
+``file:line:column: message``; the exit status is 1 when anything is wrong.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from controller import errors
+from controller.ingest import promql
+from controller.plans import loader as plans_loader
+from controller.rules import loader, promtool, rule_tests, sandbox, schema
+
+app = typer.Typer(
+    help="Lint rule files and run rule tests (promtool's format).", no_args_is_help=True
+)
+
+PLAN_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(kw_only=True)
+class Targets:
+    """What ``lint`` was asked to check."""
+
+    rules: list[Path] = field(default_factory=list)
+    remediations: Path | None = None
+
+
+def targets(paths: list[Path], *, remediations: Path | None) -> Targets:
+    """Sort ``paths`` into rule files/folders and the remediations folder.
+
+    A folder holding ``rules/`` (or ``remediations/``) is a repository root: both are
+    checked. Without ``--remediations``, a ``remediations/`` beside a rules folder is used.
+    """
+    found = Targets(remediations=remediations)
+    for path in paths:
+        if path.is_dir() and ((path / "rules").is_dir() or (path / "remediations").is_dir()):
+            if (path / "rules").is_dir():
+                found.rules.append(path / "rules")
+            if (path / "remediations").is_dir() and found.remediations is None:
+                found.remediations = path / "remediations"
+        elif path.is_dir() and path.name == "remediations":
+            found.remediations = found.remediations or path
+        else:
+            found.rules.append(path)
+            sibling = (path if path.is_dir() else path.parent).parent / "remediations"
+            if found.remediations is None and sibling.is_dir():
+                found.remediations = sibling
+    return found
+
+
+def plan_names(folder: Path) -> set[str]:
+    """Plan names in ``folder``: a top-level ``name:`` when a file has one, else its stem."""
+    names: set[str] = set()
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or not path.name.endswith(PLAN_SUFFIXES):
+            continue
+        name = path.name.removesuffix(".yaml").removesuffix(".yml")
+        try:
+            data = yaml.safe_load(path.read_text(errors="replace"))
+        except yaml.YAMLError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            name = data["name"]
+        names.add(name)
+    return names
+
+
+@app.command()
+def lint(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Rule files or folders, or a repository root.")
+    ],
+    remediations: Annotated[
+        Path | None,
+        typer.Option(help="Folder of remediation plans (default: remediations/ beside the rules)."),
+    ] = None,
+    playbooks: Annotated[
+        Path | None,
+        typer.Option(help="Folder of playbooks the plans run (default: playbooks/ beside them)."),
+    ] = None,
+) -> None:
+    """Check rule files (and remediation plans); print each problem as file:line:column."""
+    found = targets(paths, remediations=remediations)
+    known = plan_names(found.remediations) if found.remediations is not None else None
+    problems = loader.lint(found.rules, known_remediations=known) if found.rules else []
+    if found.remediations is not None:
+        playbooks_dir = playbooks or found.remediations.parent / "playbooks"
+        problems += plans_loader.lint_plans(found.remediations, playbooks_dir=playbooks_dir)
+    for problem in problems:
+        typer.echo(str(problem))
+    if problems:
+        typer.echo(f"{len(problems)} problem(s)", err=True)
+        raise typer.Exit(code=1)
+    checked = [str(path) for path in found.rules]
+    if found.remediations is not None:
+        checked.append(str(found.remediations))
+    typer.echo(f"ok: {', '.join(checked)}")
+
+
+def find_test_files(paths: list[Path]) -> list[Path]:
+    """The rule-test files named, folders expanded to their ``*.test.yaml`` files."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(
+                item for item in path.rglob("*") if item.name.endswith(loader.TEST_SUFFIXES)
+            )
+        else:
+            files.append(path)
+    return files
+
+
+@app.command("test")
+def run_rule_tests(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Rule-test files, or folders of *.test.yaml.")
+    ],
+    compare_promtool: Annotated[  # noqa: FBT002 - typer declares options as defaults
+        bool,
+        typer.Option(
+            "--promtool/--no-promtool",
+            help="Also run promtool on the same tests (converted) and require agreement.",
+        ),
+    ] = False,
+) -> None:
+    """Run rule tests written in the format of `promtool test rules`."""
+    files = find_test_files(paths)
+    if not files:
+        typer.echo("no rule-test files found", err=True)
+        raise typer.Exit(code=1)
+    try:
+        parsed = [rule_tests.parse(path) for path in files]
+    except errors.RuleFileError as exc:
+        for problem in getattr(exc, "problems", [exc]):
+            typer.echo(str(problem))
+        raise typer.Exit(code=1) from None
+    try:
+        outcomes = run_tests(parsed)
+        verdicts = _promtool(parsed) if compare_promtool else {}
+    except errors.DependencyError as exc:
+        typer.echo(f"homeostat: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    if _report(outcomes, verdicts):
+        raise typer.Exit(code=1)
+
+
+def _report(outcomes: list[rule_tests.Outcome], verdicts: dict[Path, promtool.Verdict]) -> int:
+    """Print promtool-style results; the number of files that failed."""
+    failed = 0
+    for outcome in outcomes:
+        typer.echo(f"Unit Testing: {outcome.path}")
+        verdict = verdicts.get(outcome.path)
+        if verdict is not None and verdict.passed == (not outcome.failures):
+            typer.echo("  promtool agrees")
+        elif verdict is not None:
+            failed += 1
+            typer.echo(f"  DISAGREES with promtool, which says:\n{verdict.output}")
+        if outcome.failures:
+            failed += 1
+            typer.echo("  FAILED:")
+            for failure in outcome.failures:
+                typer.echo(f"    {failure}")
+        else:
+            typer.echo(f"  SUCCESS ({outcome.checks} checks)")
+    return failed
+
+
+def run_tests(parsed: list[rule_tests.TestFile]) -> list[rule_tests.Outcome]:
+    """Run parsed test files against one sandbox Prometheus holding all their series."""
+    with sandbox.Sandbox() as box:
+        offsets = rule_tests.write_series(
+            parsed,
+            lambda batch: box.write(
+                sandbox.Points(labels=labels, points=points) for labels, points in batch
+            ),
+        )
+        client = promql.Client(box.url)
+
+        def query(expr: str, at: datetime) -> list[promql.Sample]:
+            return client.instant(expr, at=at)
+
+        return [
+            rule_tests.run(test_file, offsets=where, query=query)
+            for test_file, where in zip(parsed, offsets, strict=True)
+        ]
+
+
+def _promtool(parsed: list[rule_tests.TestFile]) -> dict[Path, promtool.Verdict]:
+    with tempfile.TemporaryDirectory(prefix="homeostat-promtool-") as folder:
+        converted = [
+            promtool.convert(test_file, Path(folder) / str(index))
+            for index, test_file in enumerate(parsed)
+        ]
+        verdicts = promtool.run(converted)
+    return {test_file.path: verdict for test_file, verdict in zip(parsed, verdicts, strict=True)}
+
+
+@app.command("schema")
+def schema_command(
+    write: Annotated[  # noqa: FBT002 - typer declares options as defaults
+        bool, typer.Option("--write", help="Update the committed schema file.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of rule files (or write it to controller/rules/schema.json)."""
+    if write:
+        schema.SCHEMA_PATH.write_text(schema.json_schema_text())
+        typer.echo(f"wrote {schema.SCHEMA_PATH}")
+    else:
+        sys.stdout.write(schema.json_schema_text())

@@ -1,0 +1,525 @@
+"""The rules engine: observations and query results in, transitions out. Pure.
+
+No I/O and no clock of its own: events carry their time, evaluations are given theirs, and
+``tick(now)`` applies deadlines (staleness, ``for``, ``keep_firing_for``, cooldowns) that fall
+due without an event. All state is a function of what it was fed, so replaying the recent
+past through a new engine rebuilds it, with the same episode ids.
+
+Rules are indexed by source and by one ``labels.NAME == 'value'`` conjunct of their
+``match``, so an observation costs the rules it could match, not every rule.
+
+Events arrive in time order per condition (resource and ``group_by`` values): an event
+older than the last one seen there is late and ignored, and an exact duplicate of the last
+one is ignored too, so replayed or duplicated observations never start a second episode.
+An event older than the rule's horizon (its longest window) behind the newest time the
+engine has seen is ignored as well, even for a condition it no longer remembers.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from controller.domain import observations, resources, transitions
+from controller.rules import alertmanager, alerts, episodes, expressions, model, templates, windows
+
+Clock = Callable[[], datetime]
+"""Where ``replace_rules`` reads "now" when the engine was given one."""
+
+_EVENT_SOURCES = frozenset(
+    {observations.SourceKind.KAFKA, observations.SourceKind.WEBHOOK, observations.SourceKind.GITLAB}
+)
+_FIRED_FIRST = {transitions.TransitionKind.FIRED: 0, transitions.TransitionKind.RESOLVED: 1}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FiringAlert:
+    """An alert in the firing state, as ``promtool test rules`` lists them."""
+
+    rule: str
+    resource: resources.ResourceKey
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    active_at: datetime | None
+    fired_at: datetime | None
+
+
+@functools.lru_cache(maxsize=65536)
+def _resource(text: str) -> resources.ResourceKey | None:
+    try:
+        return resources.parse_resource_key(text)
+    except ValueError:
+        return None
+
+
+class _Tracked:
+    """An event rule's state for one condition: its alert, window and recent history."""
+
+    __slots__ = ("alert", "last_at", "last_seen", "window")
+
+    def __init__(self, alert: alerts.Alert, rule: model.Rule) -> None:
+        self.alert = alert
+        self.last_at: datetime | None = None
+        self.last_seen: list[observations.Observation] = []
+        self.window: windows.CountWindow | windows.CorrelationWindow | None = None
+        if rule.count is not None:
+            self.window = windows.CountWindow(rule.count)
+        elif rule.correlation is not None:
+            self.window = windows.CorrelationWindow(rule.correlation)
+
+
+class _Runtime:
+    """One rule's state: its alerts and its episodes."""
+
+    __slots__ = (
+        "alertmanager",
+        "due",
+        "episodes",
+        "horizon",
+        "implied",
+        "prometheus",
+        "rule",
+        "swept",
+        "tracked",
+    )
+
+    def __init__(self, rule: model.Rule, *, revision: str, silenced: episodes.Silenced) -> None:
+        self.rule = rule
+        self.episodes = episodes.Episodes(rule, revision=revision, silenced=silenced)
+        self.prometheus = (
+            alerts.PrometheusAlerts(rule) if rule.family is model.Family.PROMETHEUS else None
+        )
+        self.alertmanager = (
+            alertmanager.AlertmanagerAlerts(rule)
+            if rule.family is model.Family.ALERTMANAGER
+            else None
+        )
+        self.tracked: dict[alerts.AlertKey, _Tracked] = {}
+        self.due: set[alerts.AlertKey] = set()
+        """Conditions pending or firing: the only ones with deadlines for ``tick``."""
+        self.swept: datetime | None = None
+        self.implied = rule.match is not None and rule.match.only_equality
+        """Whether the index lookup alone decides ``match``."""
+        spans = [rule.stale_after, rule.hold + rule.keep_firing_for, rule.cooldown]
+        spans += [rule.count.within] if rule.count else []
+        spans += [rule.correlation.within] if rule.correlation else []
+        self.horizon = max(spans)
+
+    def retarget(self, rule: model.Rule, *, revision: str) -> None:
+        """Take a new definition of the same rule (same digest) and revision."""
+        self.rule = rule
+        self.episodes.rule = rule
+        self.episodes.revision = revision
+        if self.prometheus is not None:
+            self.prometheus.rule = rule
+        if self.alertmanager is not None:
+            self.alertmanager.rule = rule
+
+
+class Engine:
+    """Turns observations and evaluations into transitions; holds all rule state."""
+
+    def __init__(self, rule_set: model.RuleSet, *, clock: Clock | None = None) -> None:
+        """Start with no state.
+
+        Args:
+            rule_set: the rules in force.
+            clock: "now" for ``replace_rules``; without one, the newest time the engine was
+                fed (keeping the engine deterministic).
+        """
+        self._clock = clock
+        self._now: datetime | None = None
+        self._runtime_silences: dict[str, model.Silence] = {}
+        self.stats: collections.Counter[str] = collections.Counter()
+        """Observations dropped, by reason (late, duplicate, invalid_resource, ...)."""
+        self._rule_set = rule_set
+        self._runtimes: dict[str, _Runtime] = {}
+        self._install(rule_set, keep={})
+
+    @property
+    def rule_set(self) -> model.RuleSet:
+        """The rule set in force."""
+        return self._rule_set
+
+    # --- configuration -------------------------------------------------------------------
+
+    def replace_rules(self, rule_set: model.RuleSet) -> list[transitions.Transition]:
+        """Put ``rule_set`` in force, keeping the state of every rule whose digest is unchanged.
+
+        Returns:
+            The resolutions of episodes of rules that were removed or changed.
+        """
+        out: list[transitions.Transition] = []
+        now = self._clock() if self._clock is not None else self._now
+        keep: dict[str, _Runtime] = {}
+        for name, runtime in self._runtimes.items():
+            replacement = rule_set.rules.get(name)
+            if replacement is not None and replacement.digest == runtime.rule.digest:
+                keep[name] = runtime
+            elif now is not None:
+                for resource in list(runtime.episodes.open):
+                    out += runtime.episodes.close(resource, now)
+        self._rule_set = rule_set
+        self._install(rule_set, keep=keep)
+        return out
+
+    def _install(self, rule_set: model.RuleSet, *, keep: dict[str, _Runtime]) -> None:
+        revision = str(rule_set.revision)
+        runtimes: dict[str, _Runtime] = {}
+        for name, rule in rule_set.rules.items():
+            runtime = keep.get(name)
+            if runtime is None:
+                runtime = _Runtime(rule, revision=revision, silenced=self._silenced)
+            else:
+                runtime.retarget(rule, revision=revision)
+            runtimes[name] = runtime
+        self._runtimes = runtimes
+        self._index = _Index(runtimes.values())
+
+    def silence(self, silence: model.Silence) -> None:
+        """Add (or replace, by name) a silence at run time."""
+        self._runtime_silences[silence.name] = silence
+
+    def unsilence(self, name: str) -> bool:
+        """Remove a run-time silence; whether it existed."""
+        return self._runtime_silences.pop(name, None) is not None
+
+    def _silenced(
+        self,
+        rule: model.Rule,
+        resource: resources.ResourceKey,
+        labels: Mapping[str, str],
+        at: datetime,
+    ) -> bool:
+        active = [
+            silence
+            for silence in (*self._rule_set.silences, *self._runtime_silences.values())
+            if silence.active(at)
+        ]
+        if not active:
+            return False
+        variables = {"labels": labels, "rule": rule.name, "resource": str(resource)}
+        return any(expressions.evaluate(silence.match, variables) for silence in active)
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def observe(self, observation: observations.Observation) -> list[transitions.Transition]:
+        """Feed one event (Kafka, webhook, GitLab) or Alertmanager alert, in event time."""
+        self._saw(observation.at)
+        if observation.source is observations.SourceKind.ALERTMANAGER:
+            changes = [
+                (runtime, change)
+                for runtime in self._index.candidates(observation)
+                for change in self._alert(runtime, observation)
+            ]
+        elif observation.source in _EVENT_SOURCES:
+            changes = [
+                (runtime, change)
+                for runtime in self._index.candidates(observation)
+                for change in self._event(runtime, observation)
+            ]
+        else:
+            self.stats["not_an_event"] += 1
+            return []
+        return self._fold(changes)
+
+    def evaluate(
+        self,
+        target: str,
+        at: datetime,
+        samples: Sequence[alerts.Sample] | Mapping[str, Sequence[alerts.Sample]],
+    ) -> list[transitions.Transition]:
+        """Apply one evaluation of a Prometheus rule, or of a group, at ``at``.
+
+        Args:
+            target: a rule name (``samples`` is its query result) or a group name
+                (``samples`` maps rule names to results; a rule left out is not evaluated,
+                as when its query failed).
+            at: the evaluation time, the time the query was run at.
+            samples: the query result(s) at ``at``.
+
+        Raises:
+            KeyError: ``target`` names no Prometheus rule or group in force.
+        """
+        self._saw(at)
+        if target in self._runtimes:
+            results = {target: samples} if isinstance(samples, Sequence) else dict(samples)
+        elif target in self._rule_set.groups_by_name:
+            if not isinstance(samples, Mapping):
+                raise TypeError("a group evaluation takes a mapping of rule name to samples")
+            results = dict(samples)
+        else:
+            raise KeyError(f"no rule or group named {target!r}")
+        changes: list[tuple[_Runtime, alerts.Change]] = []
+        out: list[transitions.Transition] = []
+        for name, result in results.items():
+            runtime = self._runtimes.get(name)
+            if runtime is None or runtime.prometheus is None:
+                raise KeyError(f"no prometheus rule named {name!r}")
+            series = list(self._series(runtime.rule, result))
+            changes += [(runtime, change) for change in runtime.prometheus.evaluate(at, series)]
+        out += self._fold(changes)
+        for name in results:
+            out += self._runtimes[name].episodes.advance(at)
+        return out
+
+    def tick(self, now: datetime) -> list[transitions.Transition]:
+        """Apply every deadline due at ``now``; forget conditions that no longer matter."""
+        self._saw(now)
+        changes: list[tuple[_Runtime, alerts.Change]] = []
+        for runtime in self._runtimes.values():
+            if runtime.rule.family is not model.Family.EVENT:
+                continue
+            rule = runtime.rule
+            for key in list(runtime.due):
+                alert = runtime.tracked[key].alert
+                changes += [
+                    (runtime, change) for change in alerts.advance(alert, rule, now, inclusive=True)
+                ]
+                if alert.state is alerts.State.INACTIVE:
+                    runtime.due.discard(key)
+            if runtime.swept is None or now - runtime.swept > runtime.horizon:
+                runtime.swept = now
+                for key, tracked in list(runtime.tracked.items()):
+                    if _forgettable(tracked, now, runtime.horizon):
+                        del runtime.tracked[key]
+        out = self._fold(changes)
+        for runtime in self._runtimes.values():
+            out += runtime.episodes.advance(now)
+        return out
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def firing(self, rule: str) -> list[FiringAlert]:
+        """The alerts of ``rule`` that are firing now (``promtool``'s view), sorted by labels."""
+        runtime = self._runtimes[rule]
+        if runtime.prometheus is not None:
+            found: Iterable[alerts.Alert] = runtime.prometheus.active.values()
+        elif runtime.alertmanager is not None:
+            found = runtime.alertmanager.active.values()
+        else:
+            found = (tracked.alert for tracked in runtime.tracked.values())
+        return [
+            FiringAlert(
+                rule=rule,
+                resource=alert.resource,
+                labels=dict(alert.labels),
+                annotations=dict(alert.annotations),
+                active_at=alert.active_at,
+                fired_at=alert.fired_at,
+            )
+            for alert in sorted(found, key=lambda alert: alert.key)
+            if alert.state is alerts.State.FIRING
+        ]
+
+    def open_episodes(self) -> list[episodes.Episode]:
+        """Every open episode, of every rule."""
+        return [
+            episode
+            for runtime in self._runtimes.values()
+            for episode in runtime.episodes.open.values()
+        ]
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _saw(self, at: datetime) -> None:
+        if at.tzinfo is None:
+            raise ValueError("times must be timezone-aware")
+        if self._now is None or at > self._now:
+            self._now = at
+
+    def _fold(self, changes: list[tuple[_Runtime, alerts.Change]]) -> list[transitions.Transition]:
+        if len(changes) > 1:
+            changes.sort(key=lambda item: (item[1].at, _FIRED_FIRST[item[1].kind]))
+        out: list[transitions.Transition] = []
+        for runtime, change in changes:
+            out += runtime.episodes.apply(change)
+        return out
+
+    def _series(
+        self, rule: model.Rule, samples: Sequence[alerts.Sample]
+    ) -> Iterable[tuple[resources.ResourceKey, alerts.Sample]]:
+        for sample in samples:
+            resource = _resource(templates.render(rule.resource, labels=sample.labels))
+            if resource is None:
+                self.stats["invalid_resource"] += 1
+                continue
+            yield resource, sample
+
+    def _event(
+        self, runtime: _Runtime, observation: observations.Observation
+    ) -> list[alerts.Change]:
+        rule = runtime.rule
+        if rule.stream is not None and observation.stream != rule.stream:
+            return []
+        variables: dict[str, Any] = {
+            "labels": observation.labels,
+            "body": observation.body,
+            "stream": observation.stream,
+        }
+        if (
+            rule.match is not None
+            and not runtime.implied
+            and not expressions.evaluate(rule.match, variables)
+        ):
+            return []
+        matched: list[int] = []
+        if rule.correlation is not None:
+            matched = [
+                index
+                for index, condition in enumerate(rule.correlation.conditions)
+                if expressions.evaluate(condition, variables)
+            ]
+            if not matched:
+                return []
+        tracked = self._tracked(runtime, observation)
+        if tracked is None:
+            return []
+        at = observation.at
+        changes = alerts.advance(tracked.alert, rule, at, inclusive=False)
+        truth, until = self._truth(rule, tracked, variables, at, matched)
+        if truth and tracked.alert.state is alerts.State.INACTIVE:
+            tracked.alert.labels = alerts.alert_labels(
+                rule, observation.labels, body=observation.body
+            )
+            tracked.alert.annotations = alerts.annotations_of(
+                rule, observation.labels, body=observation.body
+            )
+        changes += alerts.apply(tracked.alert, rule, at, truth=truth, until=until)
+        if tracked.alert.state is alerts.State.INACTIVE:
+            runtime.due.discard(tracked.alert.key)
+        else:
+            runtime.due.add(tracked.alert.key)
+        return changes
+
+    def _truth(
+        self,
+        rule: model.Rule,
+        tracked: _Tracked,
+        variables: Mapping[str, Any],
+        at: datetime,
+        matched: list[int],
+    ) -> tuple[bool, datetime | None]:
+        window = tracked.window
+        if isinstance(window, windows.CountWindow):
+            if rule.when is None or expressions.evaluate(rule.when, variables):
+                window.add(at)
+            return window.truth(at)
+        if isinstance(window, windows.CorrelationWindow):
+            for index in matched:
+                window.add(index, at)
+            return window.truth(at)
+        truth = rule.when is None or expressions.evaluate(rule.when, variables)
+        return truth, at + rule.stale_after
+
+    def _tracked(self, runtime: _Runtime, observation: observations.Observation) -> _Tracked | None:
+        rule = runtime.rule
+        resource = _resource(
+            templates.render(rule.resource, labels=observation.labels, body=observation.body)
+        )
+        if resource is None:
+            self.stats["invalid_resource"] += 1
+            return None
+        key: alerts.AlertKey = (("", resource),)
+        if rule.group_by:
+            key += tuple((name, observation.labels.get(name, "")) for name in rule.group_by)
+        tracked = runtime.tracked.get(key)
+        at = observation.at
+        if tracked is None:
+            if self._now is not None and at < self._now - runtime.horizon:
+                self.stats["late"] += 1
+                return None
+            alert = alerts.Alert(key=key, resource=resource, labels={}, annotations={})
+            tracked = runtime.tracked[key] = _Tracked(alert, rule)
+        if tracked.last_at is not None:
+            if at < tracked.last_at:
+                self.stats["late"] += 1
+                return None
+            if at == tracked.last_at:
+                if observation in tracked.last_seen:
+                    self.stats["duplicate"] += 1
+                    return None
+                tracked.last_seen.append(observation)
+                return tracked
+        tracked.last_at = at
+        tracked.last_seen = [observation]
+        return tracked
+
+    def _alert(
+        self, runtime: _Runtime, observation: observations.Observation
+    ) -> list[alerts.Change]:
+        rule = runtime.rule
+        raw = observation.body.get("annotations")
+        annotations = (
+            {str(name): str(text) for name, text in raw.items()} if isinstance(raw, Mapping) else {}
+        )
+        variables = {"labels": observation.labels, "annotations": annotations}
+        if (
+            runtime.alertmanager is None
+            or rule.match is None
+            or not expressions.evaluate(rule.match, variables)
+        ):
+            return []
+        resource = _resource(
+            templates.render(rule.resource, labels=observation.labels, annotations=annotations)
+        )
+        if resource is None:
+            self.stats["invalid_resource"] += 1
+            return []
+        changes, ignored = runtime.alertmanager.observe(
+            observation, resource=resource, annotations=annotations
+        )
+        if ignored is not None:
+            self.stats[ignored] += 1
+        return changes
+
+
+def _forgettable(tracked: _Tracked, now: datetime, horizon: timedelta) -> bool:
+    if tracked.alert.state is not alerts.State.INACTIVE or tracked.last_at is None:
+        return False
+    if tracked.window is not None and not tracked.window.expired(now):
+        return False
+    return now - tracked.last_at > horizon
+
+
+class _Index:
+    """Rules by source, then by one label equality of their ``match``."""
+
+    __slots__ = ("_keyed", "_order", "_plain")
+
+    def __init__(self, runtimes: Iterable[_Runtime]) -> None:
+        self._plain: dict[observations.SourceKind, list[_Runtime]] = collections.defaultdict(list)
+        self._keyed: dict[observations.SourceKind, dict[str, dict[str, list[_Runtime]]]] = (
+            collections.defaultdict(dict)
+        )
+        self._order: dict[str, int] = {}
+        for position, runtime in enumerate(runtimes):
+            rule = runtime.rule
+            self._order[rule.name] = position
+            if rule.family is model.Family.PROMETHEUS:
+                continue
+            equalities = rule.match.equalities if rule.match is not None else ()
+            if equalities:
+                name, value = equalities[0]
+                by_value = self._keyed[rule.source].setdefault(name, {})
+                by_value.setdefault(value, []).append(runtime)
+            else:
+                self._plain[rule.source].append(runtime)
+
+    def candidates(self, observation: observations.Observation) -> list[_Runtime]:
+        """The rules that could match ``observation``, in rule-set order."""
+        found = list(self._plain.get(observation.source, ()))
+        keyed = self._keyed.get(observation.source)
+        if keyed:
+            labels = observation.labels
+            for name, by_value in keyed.items():
+                value = labels.get(name)
+                if value is not None:
+                    found += by_value.get(value, ())
+        if len(found) > 1:
+            found.sort(key=lambda runtime: self._order[runtime.rule.name])
+        return found

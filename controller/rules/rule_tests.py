@@ -1,0 +1,347 @@
+"""Rule tests in the format of ``promtool test rules``, run through Homeostat's engine.
+
+A test file names rule files (Homeostat's format), input series, and the alerts expected
+at given times, exactly as promtool's unit tests do. PromQL is evaluated by a real
+Prometheus holding the series (see ``sandbox``), queried through ``Query`` at every
+evaluation time; pending, firing, ``keep_firing_for`` and episodes are this engine's work.
+
+Homeostat's extension, ``exp_transitions`` in a test group, lists every transition the
+group's evaluations must produce (kind, time, rule, resource, and the remediation that would
+be dispatched). promtool rejects unknown keys, so ``promtool.convert`` strips it.
+
+Each test group's series are written at their own far-apart offset (``GROUP_SPACING``)
+so groups never see each other's samples; rule evaluation times are reported relative to
+the group's start, as promtool reports them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pydantic
+
+from controller import errors
+from controller.domain import transitions
+from controller.rules import alerts, durations, engine, loader, model, schema, series, sourcemap
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""Engine time of a group's first sample, as in promtool."""
+GROUP_SPACING = timedelta(days=30)
+"""How far apart groups' series sit in the sandbox; a test and its range selectors must be
+shorter. (The sandbox accepts samples up to a century apart.)"""
+
+Query = Callable[[str, datetime], Sequence[alerts.Sample]]
+"""Evaluate PromQL at an instant (``ingest.promql.Client.instant``)."""
+Write = Callable[[Iterable[tuple[dict[str, str], tuple[tuple[int, float], ...]]]], None]
+"""Store series as (labels, (milliseconds, value) points)."""
+
+
+class _Strict(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+class SeriesSpec(_Strict):
+    """``input_series`` item."""
+
+    series: str
+    values: str
+
+
+class AlertSpec(_Strict):
+    """``exp_alerts`` item."""
+
+    exp_labels: dict[str, str] = pydantic.Field(default_factory=dict)
+    exp_annotations: dict[str, str] = pydantic.Field(default_factory=dict)
+
+
+class AlertTestSpec(_Strict):
+    """``alert_rule_test`` item."""
+
+    eval_time: schema.Duration
+    alertname: str
+    exp_alerts: list[AlertSpec] = pydantic.Field(default_factory=list)
+
+
+class SampleSpec(_Strict):
+    """``exp_samples`` item."""
+
+    labels: str
+    value: float
+
+
+class ExprTestSpec(_Strict):
+    """``promql_expr_test`` item."""
+
+    expr: str
+    eval_time: schema.Duration
+    exp_samples: list[SampleSpec] = pydantic.Field(default_factory=list)
+
+
+class TransitionSpec(_Strict):
+    """``exp_transitions`` item (Homeostat's extension)."""
+
+    at: schema.Duration
+    kind: transitions.TransitionKind
+    rule: str
+    resource: str
+    started_at: schema.Duration | None = None
+    remediation: str | None = None
+
+
+class GroupSpec(_Strict):
+    """``tests`` item."""
+
+    name: str = ""
+    interval: schema.Duration | None = None
+    input_series: list[SeriesSpec] = pydantic.Field(default_factory=list)
+    alert_rule_test: list[AlertTestSpec] = pydantic.Field(default_factory=list)
+    promql_expr_test: list[ExprTestSpec] = pydantic.Field(default_factory=list)
+    exp_transitions: list[TransitionSpec] | None = None
+    external_labels: dict[str, str] = pydantic.Field(default_factory=dict)
+
+
+class TestFileSpec(_Strict):
+    """A rule-test file."""
+
+    rule_files: list[str]
+    evaluation_interval: schema.Duration = "1m"
+    group_eval_order: list[str] = pydantic.Field(default_factory=list)
+    tests: list[GroupSpec] = pydantic.Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestFile:
+    """A parsed rule-test file, with its rules loaded."""
+
+    path: Path
+    spec: TestFileSpec
+    rule_set: model.RuleSet
+
+
+@dataclass(kw_only=True)
+class Outcome:
+    """What running one file found."""
+
+    path: Path
+    failures: list[str] = field(default_factory=list)
+    checks: int = 0
+
+
+def parse(path: Path, *, known_remediations: set[str] | None = None) -> TestFile:
+    """Read a test file and load the rule files it names.
+
+    Raises:
+        errors.RuleFileError: the test file or a rule file is invalid (a ``RuleSetError``
+            carries every problem).
+    """
+    text = path.read_text()
+    data, source_map = sourcemap.load(text, file=str(path))
+    try:
+        spec = TestFileSpec.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise loader.RuleSetError(sourcemap.validation_errors(exc, source_map)) from None
+    problems: list[errors.RuleFileError] = []
+    files: list[Path] = []
+    for index, name in enumerate(spec.rule_files):
+        target = path.parent / name
+        if not target.is_file():
+            problems.append(source_map.error(("rule_files", index), f"no rule file {name!r}"))
+        files.append(target)
+    for group_index, group in enumerate(spec.tests):
+        for index, item in enumerate(group.input_series):
+            where = ("tests", group_index, "input_series", index)
+            try:
+                series.parse_selector(item.series)
+                series.expand(item.values)
+            except ValueError as exc:
+                problems.append(source_map.error(where, str(exc)))
+    if problems:
+        raise loader.RuleSetError(problems)
+    rule_set, rule_problems = loader.compile_files(
+        files, known_remediations=known_remediations, base=path.parent
+    )
+    if rule_problems:
+        raise loader.RuleSetError(rule_problems)
+    return TestFile(path=path, spec=spec, rule_set=rule_set)
+
+
+def write_series(files: Sequence[TestFile], write: Write) -> list[list[datetime]]:
+    """Write every group's input series at its own offset, in one batch for all files.
+
+    Returns:
+        The offset of each group, per file: pass a file's list to ``run``.
+    """
+    batch: list[tuple[dict[str, str], tuple[tuple[int, float], ...]]] = []
+    offsets: list[list[datetime]] = []
+    for test_file in files:
+        default = durations.parse(test_file.spec.evaluation_interval)
+        mine: list[datetime] = []
+        for group in test_file.spec.tests:
+            mine.append(EPOCH + GROUP_SPACING * (1 + sum(map(len, offsets)) + len(mine)))
+            step = durations.parse(group.interval) if group.interval else default
+            base = _millis(mine[-1] - EPOCH)
+            for item in group.input_series:
+                points = tuple(
+                    (base + index * _millis(step), _stored(value))
+                    for index, value in enumerate(series.expand(item.values))
+                    if not isinstance(value, series.Missing)
+                )
+                batch.append((series.parse_selector(item.series), points))
+        offsets.append(mine)
+    write(batch)
+    return offsets
+
+
+def run(test_file: TestFile, *, offsets: Sequence[datetime], query: Query) -> Outcome:
+    """Run every test group of ``test_file``, its series written at ``offsets``."""
+    outcome = Outcome(path=test_file.path)
+    for group, offset in zip(test_file.spec.tests, offsets, strict=True):
+        _run_group(test_file, group, offset=offset, query=query, outcome=outcome)
+    return outcome
+
+
+def _run_group(
+    test_file: TestFile, group: GroupSpec, *, offset: datetime, query: Query, outcome: Outcome
+) -> None:
+    spec = test_file.spec
+    label = f"{group.name or 'test'}"
+    interval = durations.parse(spec.evaluation_interval)
+    eng = engine.Engine(test_file.rule_set)
+    prometheus_rules = [
+        rule for rule in test_file.rule_set.rules.values() if rule.family is model.Family.PROMETHEUS
+    ]
+    alert_tests = sorted(group.alert_rule_test, key=lambda item: durations.parse(item.eval_time))
+    expr_times = [durations.parse(item.eval_time) for item in group.promql_expr_test]
+    ends = [durations.parse(item.eval_time) for item in alert_tests] + expr_times
+    ends += [durations.parse(item.at) for item in group.exp_transitions or []]
+    last = max(ends, default=timedelta(0))
+    produced: list[transitions.Transition] = []
+    pending = list(alert_tests)
+    moment = timedelta(0)
+    while moment <= last:
+        for rule in prometheus_rules:
+            samples = query(rule.expr or "", offset + moment)
+            produced += eng.evaluate(rule.name, EPOCH + moment, samples)
+        while pending and durations.parse(pending[0].eval_time) < moment + interval:
+            test = pending.pop(0)
+            outcome.checks += 1
+            problem = _check_alerts(eng, test)
+            if problem:
+                outcome.failures.append(f"{label}: {problem}")
+        moment += interval
+    for expr_test in group.promql_expr_test:
+        outcome.checks += 1
+        at = offset + durations.parse(expr_test.eval_time)
+        problem = _check_expr(expr_test, query(expr_test.expr, at))
+        if problem:
+            outcome.failures.append(f"{label}: {problem}")
+    if group.exp_transitions is not None:
+        outcome.checks += 1
+        problem = _check_transitions(group.exp_transitions, produced)
+        if problem:
+            outcome.failures.append(f"{label}: {problem}")
+
+
+def _check_alerts(eng: engine.Engine, test: AlertTestSpec) -> str | None:
+    try:
+        firing = eng.firing(test.alertname)
+    except KeyError:
+        firing = []
+    got = sorted(_show(alert.labels, alert.annotations) for alert in firing)
+    expected = sorted(
+        _show({**item.exp_labels, "alertname": test.alertname}, item.exp_annotations)
+        for item in test.exp_alerts
+    )
+    if got == expected:
+        return None
+    return (
+        f"alertname: {test.alertname}, time: {test.eval_time},\n"
+        f"        exp: {_lines(expected)}\n        got: {_lines(got)}"
+    )
+
+
+def _check_expr(test: ExprTestSpec, got: Sequence[alerts.Sample]) -> str | None:
+    expected = sorted(
+        (tuple(sorted(series.parse_selector(item.labels).items())), item.value)
+        for item in test.exp_samples
+    )
+    actual = sorted((tuple(sorted(sample.labels.items())), sample.value) for sample in got)
+    same = len(expected) == len(actual) and all(
+        left[0] == right[0] and _same_value(left[1], right[1])
+        for left, right in zip(expected, actual, strict=True)
+    )
+    if same:
+        return None
+    return (
+        f"expr: {test.expr!r}, time: {test.eval_time},\n"
+        f"        exp: {expected}\n        got: {actual}"
+    )
+
+
+def _check_transitions(
+    expected: Sequence[TransitionSpec], produced: Sequence[transitions.Transition]
+) -> str | None:
+    """Every produced transition, in order, against the expected ones (fields they give)."""
+    same = len(expected) == len(produced) and all(
+        _matches(item, actual) for item, actual in zip(expected, produced, strict=True)
+    )
+    if same:
+        return None
+    exp = [
+        f"{item.kind} at {item.at} {item.rule} {item.resource}"
+        + (f" started {item.started_at}" if item.started_at else "")
+        + (f" remediation {item.remediation}" if item.remediation else "")
+        for item in expected
+    ]
+    got = [
+        f"{item.kind} at {durations.format_duration(item.at - EPOCH)} {item.rule} {item.resource}"
+        f" started {durations.format_duration(item.started_at - EPOCH)}"
+        + (f" remediation {item.remediation}" if item.remediation else "")
+        for item in produced
+    ]
+    return f"transitions:\n        exp: {_lines(exp)}\n        got: {_lines(got)}"
+
+
+def _matches(item: TransitionSpec, actual: transitions.Transition) -> bool:
+    if (item.kind, item.rule, item.resource) != (actual.kind, actual.rule, actual.resource):
+        return False
+    if EPOCH + durations.parse(item.at) != actual.at:
+        return False
+    if (
+        item.started_at is not None
+        and EPOCH + durations.parse(item.started_at) != actual.started_at
+    ):
+        return False
+    return item.remediation is None or item.remediation == actual.remediation
+
+
+def _show(labels: Mapping[str, str], annotations: Mapping[str, str]) -> str:
+    return f"labels {sorted(labels.items())} annotations {sorted(annotations.items())}"
+
+
+def _lines(items: Sequence[str]) -> str:
+    if not items:
+        return "[]"
+    return "\n" + "\n".join(f"          {item}" for item in items)
+
+
+def _same_value(left: float, right: float) -> bool:
+    if math.isnan(left) or math.isnan(right):
+        return math.isnan(left) and math.isnan(right)
+    return left == right or math.isclose(left, right, rel_tol=1e-12)
+
+
+def _stored(value: series.Value) -> float:
+    if isinstance(value, series.Stale):
+        return series.STALE_NAN
+    if isinstance(value, series.Missing):  # pragma: no cover - filtered out by the caller
+        raise TypeError("missing samples are not written")
+    return value
+
+
+def _millis(span: timedelta) -> int:
+    return round(span.total_seconds() * 1000)
