@@ -18,6 +18,7 @@ from rich import console as rich_console
 
 from controller import __version__, errors, service
 from controller import settings as settings_module
+from controller.commands import resources as resource_commands
 from controller.commands import rules as rules_commands
 from controller.observability import logging as logging_setup
 
@@ -31,6 +32,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(rules_commands.app, name="rules")
+app.add_typer(resource_commands.app, name="resource")
 
 ConfigOption = Annotated[
     Path | None,
@@ -58,8 +60,10 @@ def _load(config: Path | None) -> settings_module.Settings:
 
 @app.command()
 def up(config: ConfigOption = None) -> None:
-    """Run Homeostat: Temporal, the worker and the HTTP API, until Ctrl-C.
+    """Run Homeostat until Ctrl-C: Temporal, the worker, ingest and the HTTP API.
 
+    Ingest: the webhooks (/v1/alertmanager, /v1/events, /v1/gitlab), Kafka when
+    kafka.bootstrap_servers is set, and Prometheus polling when prometheus.url is set.
     Without temporal.address an embedded Temporal dev server (with its Web UI) runs as a
     child process and stops with Homeostat.
     """

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import homeostat
@@ -152,11 +153,45 @@ async def test_alert_to_episode_exactly_once_and_resolve_ends_it(
         assert [e.fired.episode for e in state.episodes] == [episode.episode]
         assert await homeostat.runs_of(temporal, "service/web") == 1
 
+        shown = await _cli(tmp_path, "resource", "show", "service/web")
+        assert json.loads(shown)["episodes"][0]["fired"]["episode"] == episode.episode
+        silenced = await _cli(
+            tmp_path,
+            "resource",
+            "silence",
+            "service/web",
+            "2h",
+            "--by",
+            "alice",
+            "--reason",
+            "maintenance",
+        )
+        assert json.loads(silenced)["phase"] == "silenced"
+        await _cli(tmp_path, "resource", "unsilence", "service/web", "--by", "alice")
+
         gauge.set(0.1)
         state = await homeostat.eventually(lambda: _closed(temporal), timeout=45)
         assert state.episodes == ()
         assert [o.episode for o in state.outcomes] == [episode.episode]
         assert await homeostat.runs_of(temporal, "service/web") == 1
+
+
+async def _cli(tmp_path, *args: str) -> str:
+    """Run `homeostat ARGS --config` as an operator would; its standard output."""
+    command = [
+        sys.executable,
+        "-m",
+        "controller",
+        *args,
+        "--config",
+        str(tmp_path / "homeostat.yaml"),
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
 
 
 async def _closed(temporal):
