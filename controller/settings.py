@@ -59,6 +59,10 @@ class TemporalSettings(_Group):
         default=8233, ge=1, le=65535, description="Web UI port of the embedded server"
     )
     ui: bool = pydantic.Field(default=True, description="serve the Temporal Web UI when embedded")
+    web_ui_url: str | None = pydantic.Field(
+        default=None,
+        description="Temporal Web UI URL for links in pages and tickets; default: the embedded UI",
+    )
     max_cached_workflows: int = pydantic.Field(
         default=2000, ge=0, description="workflows a worker keeps in memory (size to active ones)"
     )
@@ -178,6 +182,12 @@ class PagingSettings(_Group):
     events_url: str = pydantic.Field(
         default="https://events.pagerduty.com", description="Events API base URL"
     )
+    routing_keys: dict[str, pydantic.SecretStr] = pydantic.Field(
+        default_factory=dict, description="further routing keys by the name a page step uses"
+    )
+    ca_file: Path | None = pydantic.Field(
+        default=None, description="CA bundle to verify PagerDuty with instead of the system's"
+    )
 
 
 class TicketingSettings(_Group):
@@ -187,6 +197,79 @@ class TicketingSettings(_Group):
     user: str | None = pydantic.Field(default=None, description="user (Cloud: e-mail)")
     token: pydantic.SecretStr | None = pydantic.Field(default=None, description="API token")
     project: str = pydantic.Field(default="OPS", description="project key for new tickets")
+    flavor: str = pydantic.Field(
+        default="cloud",
+        pattern="^(cloud|datacenter)$",
+        description="cloud (REST v3, ADF) or datacenter (REST v2)",
+    )
+    ca_file: Path | None = pydantic.Field(
+        default=None, description="CA bundle to verify Jira with instead of the system's"
+    )
+
+
+class CmdbSettings(_Group):
+    """The CMDB REST API used as a dynamic Ansible inventory."""
+
+    url: str | None = pydantic.Field(default=None, description="base URL; unset disables")
+    token: pydantic.SecretStr | None = pydantic.Field(default=None, description="API token")
+    scheme: str = pydantic.Field(default="Token", description="Authorization scheme")
+    page_size: int = pydantic.Field(default=500, ge=1, description="hosts per page")
+    cache_ttl: Duration = pydantic.Field(
+        default=timedelta(minutes=1), description="how long a fetched inventory is reused"
+    )
+    max_stale: Duration = pydantic.Field(
+        default=timedelta(minutes=30), description="how long a stale inventory serves an outage"
+    )
+
+
+class AnsibleSettings(_Group):
+    """How playbooks run."""
+
+    inventory: Path | None = pydantic.Field(
+        default=None, description="static inventory file or folder every run uses"
+    )
+    batch_size: int = pydantic.Field(
+        default=100, ge=1, description="hosts per ansible-runner invocation (a resume point)"
+    )
+    forks: int = pydantic.Field(default=25, ge=1, description="parallel hosts per invocation")
+    parallel_runs: int = pydantic.Field(
+        default=2, ge=1, description="invocations of one playbook step at once"
+    )
+    python_interpreter: str = pydantic.Field(
+        default="", description="ansible_python_interpreter of every host; empty: discover"
+    )
+
+
+class CredentialSettings(_Group):
+    """One named credential that http steps and HTTP actuators refer to."""
+
+    bearer_token: pydantic.SecretStr | None = None
+    username: str = ""
+    password: pydantic.SecretStr | None = None
+    headers: dict[str, pydantic.SecretStr] = pydantic.Field(default_factory=dict)
+
+
+class ActivitiesSettings(_Group):
+    """Where remediation steps keep their files, and how many run at once."""
+
+    state_dir: Path = pydantic.Field(
+        default=Path(".homeostat/runs"), description="playbook and command run directories"
+    )
+    threads: int = pydantic.Field(
+        default=32, ge=1, description="worker threads for blocking activities (playbooks ...)"
+    )
+    http_timeout: Duration = pydantic.Field(
+        default=timedelta(seconds=30), description="timeout of one request of an http step"
+    )
+    command_env: list[str] = pydantic.Field(
+        default_factory=list, description="environment variables commands inherit besides PATH"
+    )
+    command_secret_env: dict[str, pydantic.SecretStr] = pydantic.Field(
+        default_factory=dict, description="variables set for every command, masked in output"
+    )
+    credentials: dict[str, CredentialSettings] = pydantic.Field(
+        default_factory=dict, description="named credentials for http steps"
+    )
 
 
 class LogFormat(StrEnum):
@@ -230,6 +313,9 @@ class Settings(pydantic_settings.BaseSettings):
     rules: RulesSettings = RulesSettings()
     paging: PagingSettings = PagingSettings()
     ticketing: TicketingSettings = TicketingSettings()
+    cmdb: CmdbSettings = CmdbSettings()
+    ansible: AnsibleSettings = AnsibleSettings()
+    activities: ActivitiesSettings = ActivitiesSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

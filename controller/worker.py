@@ -1,40 +1,130 @@
 """The Temporal worker: every workflow and activity of Homeostat on one task queue.
 
-A composition root: it reads settings and builds the activities' clients, so workflow
-and activity modules never do.
+A composition root: it reads settings and turns them into the plain ``ActivitiesConfig``
+the activities are built from, so workflow and activity modules never read settings.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from temporalio import client as temporal_client
 from temporalio import worker as temporal_worker
 
+from controller import activities, workflows
 from controller import settings as settings_module
-from controller import workflows
+
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+"""Time a running playbook gets on shutdown to report its progress for the retry."""
+
+
+def _secret(value: Any) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+def activities_config(settings: settings_module.Settings) -> activities.ActivitiesConfig:
+    """The activities' configuration, as plain values, from ``settings``."""
+    paging, ticketing, cmdb = settings.paging, settings.ticketing, settings.cmdb
+    temporal = settings.temporal
+    ui_url = temporal.web_ui_url
+    if ui_url is None and temporal.address is None and temporal.ui:
+        ui_url = f"http://{temporal.embedded_host}:{temporal.ui_port}"
+    return activities.ActivitiesConfig(
+        remediations_dir=settings.rules.remediations_dir,
+        playbooks_dir=settings.rules.playbooks_dir,
+        state_dir=settings.activities.state_dir,
+        ansible=activities.AnsibleConfig(
+            inventory=settings.ansible.inventory,
+            batch_size=settings.ansible.batch_size,
+            forks=settings.ansible.forks,
+            parallel_runs=settings.ansible.parallel_runs,
+            python_interpreter=settings.ansible.python_interpreter,
+        ),
+        pagerduty=activities.PagerDutyConfig(
+            events_url=paging.events_url,
+            routing_key=_secret(paging.routing_key),
+            routing_keys={name: _secret(key) for name, key in paging.routing_keys.items()},
+            ca_file=paging.ca_file,
+        )
+        if paging.routing_key is not None
+        else None,
+        jira=activities.JiraConfig(
+            url=ticketing.url,
+            flavor=activities.JiraFlavor(ticketing.flavor),
+            user=ticketing.user or "",
+            token=_secret(ticketing.token),
+            project=ticketing.project,
+            ca_file=ticketing.ca_file,
+        )
+        if ticketing.url is not None
+        else None,
+        cmdb=activities.CmdbConfig(
+            url=cmdb.url,
+            token=_secret(cmdb.token),
+            scheme=cmdb.scheme,
+            page_size=cmdb.page_size,
+            cache_ttl=cmdb.cache_ttl,
+            max_stale=cmdb.max_stale,
+        )
+        if cmdb.url is not None
+        else None,
+        prometheus=activities.PrometheusConfig(
+            url=settings.prometheus.url, timeout=settings.prometheus.query_timeout
+        )
+        if settings.prometheus.url is not None
+        else None,
+        commands=activities.CommandsConfig(
+            inherit_env=tuple(settings.activities.command_env),
+            secret_env={
+                name: _secret(value)
+                for name, value in settings.activities.command_secret_env.items()
+            },
+        ),
+        credentials={
+            name: activities.HttpCredential(
+                bearer_token=_secret(credential.bearer_token),
+                username=credential.username,
+                password=_secret(credential.password),
+                headers={key: _secret(value) for key, value in credential.headers.items()},
+            )
+            for name, credential in settings.activities.credentials.items()
+        },
+        http_timeout=settings.activities.http_timeout,
+        links=activities.LinksConfig(temporal_ui_url=ui_url or "", namespace=temporal.namespace),
+    )
 
 
 def registered_workflows() -> Sequence[type]:
     """The workflow classes this worker runs."""
-    return list(getattr(workflows, "WORKFLOWS", []))
+    return list(workflows.WORKFLOWS)
 
 
 def registered_activities(settings: settings_module.Settings) -> Sequence[Callable[..., Any]]:
     """The activity callables this worker runs, with their clients built from ``settings``."""
-    del settings
-    return []
+    return activities.build(activities_config(settings))
 
 
 def build(
     client: temporal_client.Client, settings: settings_module.Settings
 ) -> temporal_worker.Worker:
-    """A worker for Homeostat's task queue; run it with ``async with`` or ``run()``."""
+    """A worker for Homeostat's task queue; run it with ``async with`` or ``run()``.
+
+    Blocking activities (playbooks, commands) run on a bounded thread pool of
+    ``activities.threads``; the worker takes no more activities than it has threads.
+    """
+    threads = settings.activities.threads
     return temporal_worker.Worker(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=registered_workflows(),
         activities=registered_activities(settings),
+        activity_executor=concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="activity"
+        ),
+        max_concurrent_activities=threads,
         max_cached_workflows=settings.temporal.max_cached_workflows,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )

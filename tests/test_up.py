@@ -98,6 +98,8 @@ def homeostat_up(tmp_path: Path) -> Iterator[Running]:
         if process.poll() is None:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
         for pid in _processes_using(str(running.db_file)):
             os.kill(pid, signal.SIGKILL)
 

@@ -6,7 +6,11 @@ due without an event. All state is a function of what it was fed, so replaying t
 past through a new engine rebuilds it, with the same episode ids.
 
 Rules are indexed by source and by one ``labels.NAME == 'value'`` conjunct of their
-``match``, so an observation costs the rules it could match, not every rule.
+``match``, so an observation costs the rules it could match, not every rule. Most events
+leave a condition as it was (false, and not pending or firing): for those the engine only
+finds the condition's state, by the label values its resource template and ``group_by``
+read (rendered keys are cached), and notes the event's time; nothing is rendered or
+allocated.
 
 Events arrive in time order per condition (resource and ``group_by`` values): an event
 older than the last one seen there is late and ignored, and an exact duplicate of the last
@@ -34,6 +38,13 @@ _EVENT_SOURCES = frozenset(
     {observations.SourceKind.KAFKA, observations.SourceKind.WEBHOOK, observations.SourceKind.GITLAB}
 )
 _FIRED_FIRST = {transitions.TransitionKind.FIRED: 0, transitions.TransitionKind.RESOLVED: 1}
+# Per-event code compares with these: reading a member off its enum class costs an
+# attribute lookup through the enum's metaclass every time.
+_ALERTMANAGER = observations.SourceKind.ALERTMANAGER
+_INACTIVE = alerts.State.INACTIVE
+_KEY_CACHE_SIZE = 65536
+"""Rendered condition keys a rule remembers before it starts over (bounds memory)."""
+_UNKNOWN: Any = object()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +65,10 @@ def _resource(text: str) -> resources.ResourceKey | None:
         return resources.parse_resource_key(text)
     except ValueError:
         return None
+
+
+_Condition = tuple[resources.ResourceKey, alerts.AlertKey]
+"""An event's condition: its resource and alert key (resource and ``group_by`` values)."""
 
 
 class _Tracked:
@@ -81,6 +96,9 @@ class _Runtime:
         "episodes",
         "horizon",
         "implied",
+        "key_labels",
+        "keys",
+        "plain",
         "prometheus",
         "rule",
         "swept",
@@ -104,14 +122,28 @@ class _Runtime:
         self.swept: datetime | None = None
         self.implied = rule.match is not None and rule.match.only_equality
         """Whether the index lookup alone decides ``match``."""
+        self.plain = rule.count is None and rule.correlation is None
+        """Whether an event's truth is its ``when`` alone (no window)."""
+        self.key_labels: tuple[str, ...] | None = None
+        self.keys: dict[tuple[str, ...], _Condition | None] = {}
+        self._key_by_labels(rule)
         spans = [rule.stale_after, rule.hold + rule.keep_firing_for, rule.cooldown]
         spans += [rule.count.within] if rule.count else []
         spans += [rule.correlation.within] if rule.correlation else []
         self.horizon = max(spans)
 
+    def _key_by_labels(self, rule: model.Rule) -> None:
+        """Cache condition keys by label values when the resource template reads only labels."""
+        self.keys = {}
+        if rule.resource.scopes <= {templates.Scope.LABELS}:
+            self.key_labels = (*sorted(rule.resource.labels), *rule.group_by)
+        else:
+            self.key_labels = None
+
     def retarget(self, rule: model.Rule, *, revision: str) -> None:
         """Take a new definition of the same rule (same digest) and revision."""
         self.rule = rule
+        self._key_by_labels(rule)
         self.episodes.rule = rule
         self.episodes.revision = revision
         if self.prometheus is not None:
@@ -210,18 +242,20 @@ class Engine:
     def observe(self, observation: observations.Observation) -> list[transitions.Transition]:
         """Feed one event (Kafka, webhook, GitLab) or Alertmanager alert, in event time."""
         self._saw(observation.at)
-        if observation.source is observations.SourceKind.ALERTMANAGER:
+        if observation.source is _ALERTMANAGER:
             changes = [
                 (runtime, change)
                 for runtime in self._index.candidates(observation)
                 for change in self._alert(runtime, observation)
             ]
         elif observation.source in _EVENT_SOURCES:
-            changes = [
-                (runtime, change)
-                for runtime in self._index.candidates(observation)
-                for change in self._event(runtime, observation)
-            ]
+            changes = []
+            for runtime in self._index.candidates(observation):
+                found = self._event(runtime, observation)
+                if found:
+                    changes += [(runtime, change) for change in found]
+            if not changes:
+                return []
         else:
             self.stats["not_an_event"] += 1
             return []
@@ -361,40 +395,57 @@ class Engine:
             "body": observation.body,
             "stream": observation.stream,
         }
+        matched = self._matched(runtime, variables)
+        if matched is None:
+            return []
+        # Without a window the truth is ``when`` alone (pure): known before the state is.
+        plain: bool | None = None
+        if runtime.plain:
+            plain = rule.when is None or expressions.evaluate(rule.when, variables)
+        tracked = self._tracked(runtime, observation)
+        if tracked is None:
+            return []
+        alert = tracked.alert
+        if plain is False and alert.state is _INACTIVE:
+            # The common case: nothing was due and nothing became true; the time is noted.
+            return []
+        at = observation.at
+        changes = alerts.advance(alert, rule, at, inclusive=False)
+        truth, until = (
+            (plain, at + rule.stale_after)
+            if plain is not None
+            else self._truth(rule, tracked, variables, at, matched)
+        )
+        if truth and alert.state is _INACTIVE:
+            alert.labels = alerts.alert_labels(rule, observation.labels, body=observation.body)
+            alert.annotations = alerts.annotations_of(
+                rule, observation.labels, body=observation.body
+            )
+        changes += alerts.apply(alert, rule, at, truth=truth, until=until)
+        if alert.state is _INACTIVE:
+            runtime.due.discard(alert.key)
+        else:
+            runtime.due.add(alert.key)
+        return changes
+
+    @staticmethod
+    def _matched(runtime: _Runtime, variables: Mapping[str, Any]) -> list[int] | None:
+        """Whether the event is the rule's (``None`` if not); the correlation conditions met."""
+        rule = runtime.rule
         if (
             rule.match is not None
             and not runtime.implied
             and not expressions.evaluate(rule.match, variables)
         ):
+            return None
+        if rule.correlation is None:
             return []
-        matched: list[int] = []
-        if rule.correlation is not None:
-            matched = [
-                index
-                for index, condition in enumerate(rule.correlation.conditions)
-                if expressions.evaluate(condition, variables)
-            ]
-            if not matched:
-                return []
-        tracked = self._tracked(runtime, observation)
-        if tracked is None:
-            return []
-        at = observation.at
-        changes = alerts.advance(tracked.alert, rule, at, inclusive=False)
-        truth, until = self._truth(rule, tracked, variables, at, matched)
-        if truth and tracked.alert.state is alerts.State.INACTIVE:
-            tracked.alert.labels = alerts.alert_labels(
-                rule, observation.labels, body=observation.body
-            )
-            tracked.alert.annotations = alerts.annotations_of(
-                rule, observation.labels, body=observation.body
-            )
-        changes += alerts.apply(tracked.alert, rule, at, truth=truth, until=until)
-        if tracked.alert.state is alerts.State.INACTIVE:
-            runtime.due.discard(tracked.alert.key)
-        else:
-            runtime.due.add(tracked.alert.key)
-        return changes
+        matched = [
+            index
+            for index, condition in enumerate(rule.correlation.conditions)
+            if expressions.evaluate(condition, variables)
+        ]
+        return matched or None
 
     def _truth(
         self,
@@ -417,16 +468,11 @@ class Engine:
         return truth, at + rule.stale_after
 
     def _tracked(self, runtime: _Runtime, observation: observations.Observation) -> _Tracked | None:
-        rule = runtime.rule
-        resource = _resource(
-            templates.render(rule.resource, labels=observation.labels, body=observation.body)
-        )
-        if resource is None:
+        condition = self._condition(runtime, observation)
+        if condition is None:
             self.stats["invalid_resource"] += 1
             return None
-        key: alerts.AlertKey = (("", resource),)
-        if rule.group_by:
-            key += tuple((name, observation.labels.get(name, "")) for name in rule.group_by)
+        resource, key = condition
         tracked = runtime.tracked.get(key)
         at = observation.at
         if tracked is None:
@@ -434,12 +480,13 @@ class Engine:
                 self.stats["late"] += 1
                 return None
             alert = alerts.Alert(key=key, resource=resource, labels={}, annotations={})
-            tracked = runtime.tracked[key] = _Tracked(alert, rule)
-        if tracked.last_at is not None:
-            if at < tracked.last_at:
+            tracked = runtime.tracked[key] = _Tracked(alert, runtime.rule)
+        last_at = tracked.last_at
+        if last_at is not None:
+            if at < last_at:
                 self.stats["late"] += 1
                 return None
-            if at == tracked.last_at:
+            if at == last_at:
                 if observation in tracked.last_seen:
                     self.stats["duplicate"] += 1
                     return None
@@ -448,6 +495,34 @@ class Engine:
         tracked.last_at = at
         tracked.last_seen = [observation]
         return tracked
+
+    @staticmethod
+    def _condition(runtime: _Runtime, observation: observations.Observation) -> _Condition | None:
+        """The condition an event belongs to; ``None`` if its resource is not a valid key."""
+        labels = observation.labels
+        names = runtime.key_labels
+        values: tuple[str, ...] = ()
+        if names is not None:
+            values = (
+                (labels.get(names[0], ""),)
+                if len(names) == 1
+                else tuple([labels.get(name, "") for name in names])
+            )
+            cached: _Condition | None = runtime.keys.get(values, _UNKNOWN)
+            if cached is not _UNKNOWN:
+                return cached
+        rule = runtime.rule
+        resource = _resource(templates.render(rule.resource, labels=labels, body=observation.body))
+        condition: _Condition | None = None
+        if resource is not None:
+            key: alerts.AlertKey = (("", resource),)
+            key += tuple((name, labels.get(name, "")) for name in rule.group_by)
+            condition = (resource, key)
+        if names is not None:
+            if len(runtime.keys) >= _KEY_CACHE_SIZE:
+                runtime.keys.clear()
+            runtime.keys[values] = condition
+        return condition
 
     def _alert(
         self, runtime: _Runtime, observation: observations.Observation
@@ -510,16 +585,21 @@ class _Index:
             else:
                 self._plain[rule.source].append(runtime)
 
-    def candidates(self, observation: observations.Observation) -> list[_Runtime]:
-        """The rules that could match ``observation``, in rule-set order."""
-        found = list(self._plain.get(observation.source, ()))
-        keyed = self._keyed.get(observation.source)
-        if keyed:
-            labels = observation.labels
-            for name, by_value in keyed.items():
-                value = labels.get(name)
-                if value is not None:
-                    found += by_value.get(value, ())
-        if len(found) > 1:
-            found.sort(key=lambda runtime: self._order[runtime.rule.name])
+    def candidates(self, observation: observations.Observation) -> Sequence[_Runtime]:
+        """The rules that could match ``observation``, in rule-set order (do not modify)."""
+        source = observation.source
+        found: Sequence[_Runtime] = self._plain.get(source, ())
+        keyed = self._keyed.get(source)
+        if not keyed:
+            return found
+        labels = observation.labels
+        merged = False
+        for name, by_value in keyed.items():
+            value = labels.get(name)
+            hits = by_value.get(value, ()) if value is not None else ()
+            if hits:
+                merged = bool(found)
+                found = [*found, *hits] if merged else hits
+        if merged:
+            found = sorted(found, key=lambda runtime: self._order[runtime.rule.name])
         return found

@@ -1,0 +1,309 @@
+"""Load and lint remediation plans, with every problem at its file:line:column.
+
+``load_plan`` gives the ``spec.Plan`` the workflows run (the ``load_plan`` activity calls
+``find_plan``); ``lint_plans`` reports every problem of a directory of plans, as
+``homeostat rules lint`` prints them: YAML errors, unknown keys and step types, bad
+durations, unknown ``{{ }}`` references, CEL conditions that do not compile or read
+unknown variables, duplicate step ids, and playbooks that do not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pydantic
+
+from controller import errors
+from controller.plans import convert, model, spec, templates
+from controller.rules import expressions, sourcemap
+
+PLAN_SUFFIXES = (".yaml", ".yml")
+_NAME_PATTERN = "lower-case letters, digits and '_.-'"
+_WHEN_VARIABLES = frozenset(
+    {"labels", "annotations", "vars", "resource", "episode", "rule", "severity", "steps"}
+)
+"""What a step's ``when`` (and a ``verify.cel``) sees; plus ``item`` inside ``for_each``."""
+
+
+def plan_files(directory: Path) -> list[Path]:
+    """The plan files of ``directory``, sorted by name."""
+    return sorted(
+        path for path in directory.iterdir() if path.suffix in PLAN_SUFFIXES and path.is_file()
+    )
+
+
+def load_plan(path: Path) -> spec.Plan:
+    """Load one plan file; its name is the file name without the suffix.
+
+    Raises:
+        errors.RuleFileError: the first problem of the file.
+    """
+    plan, problems = check_text(path.read_text(encoding="utf-8"), file=str(path), name=path.stem)
+    if problems or plan is None:
+        raise problems[0]
+    return plan
+
+
+def find_plan(directory: Path, name: str) -> spec.Plan | None:
+    """The plan called ``name`` in ``directory``, or ``None`` when there is no such file.
+
+    Raises:
+        errors.RuleFileError: the plan exists but is invalid.
+    """
+    for suffix in PLAN_SUFFIXES:
+        path = directory / f"{name}{suffix}"
+        if path.is_file() and path.parent == directory:
+            return load_plan(path)
+    return None
+
+
+def load_plans(directory: Path) -> dict[str, spec.Plan]:
+    """Every plan of ``directory`` by name.
+
+    Raises:
+        errors.RuleFileError: the first problem found.
+    """
+    return {path.stem: load_plan(path) for path in plan_files(directory)}
+
+
+def lint_plans(directory: Path, *, playbooks_dir: Path) -> list[errors.RuleFileError]:
+    """Every problem of every plan in ``directory``, in file order; empty when all is well."""
+    found: list[errors.RuleFileError] = []
+    seen: dict[str, Path] = {}
+    for path in plan_files(directory):
+        if path.stem in seen:
+            found.append(
+                errors.RuleFileError(
+                    errors.SourcePosition(path=str(path), line=1, column=1),
+                    f"plan {path.stem!r} is defined twice (also in {seen[path.stem].name})",
+                )
+            )
+            continue
+        seen[path.stem] = path
+        _, problems = check_text(
+            path.read_text(encoding="utf-8"),
+            file=str(path),
+            name=path.stem,
+            playbooks_dir=playbooks_dir,
+        )
+        found.extend(problems)
+    return found
+
+
+def check_text(
+    text: str, *, file: str, name: str, playbooks_dir: Path | None = None
+) -> tuple[spec.Plan | None, list[errors.RuleFileError]]:
+    """Validate a plan's text; the plan when it is valid, and every problem found.
+
+    Args:
+        text: the file's content.
+        file: the path shown in errors.
+        name: the plan's name (the file's stem).
+        playbooks_dir: when given, playbooks the plan names must exist there.
+    """
+    try:
+        data, source_map = sourcemap.load(text, file=file)
+    except errors.RuleFileError as exc:
+        return None, [exc]
+    if not isinstance(data, dict):
+        return None, [source_map.error((), "a plan file is a mapping (description, steps ...)")]
+    problems = _step_type_problems(data.get("steps"), ("steps",), source_map)
+    unknown_keys = {str(problem.position) for problem in problems}
+    problems += _raw_step_problems(data.get("steps"), ("steps",), source_map, in_for_each=False)
+    problems += _template_problems(data, (), source_map, variables=data.get("variables"))
+    plan: model.PlanModel | None = None
+    try:
+        plan = model.PlanModel.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems += [
+            problem
+            for problem in sourcemap.validation_errors(exc, source_map)
+            if str(problem.position) not in unknown_keys
+        ]
+    if plan is not None:
+        problems += _name_problems(plan, name=name, source_map=source_map)
+        if playbooks_dir is not None:
+            problems += _playbook_problems(plan, playbooks_dir, source_map)
+    if problems or plan is None:
+        return None, sorted(problems, key=_order)
+    revision = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return convert.to_spec(plan, name=name, source=file, revision=revision), []
+
+
+def _order(problem: errors.RuleFileError) -> tuple[int, int]:
+    return problem.position.line, problem.position.column
+
+
+def _step_type_problems(
+    steps: Any, path: sourcemap.Path, source_map: sourcemap.SourceMap
+) -> list[errors.RuleFileError]:
+    """Keys of a step that are neither a step type nor a common key."""
+    if not isinstance(steps, list):
+        return []
+    found: list[errors.RuleFileError] = []
+    known = (*model.STEP_TYPES, *model.COMMON_KEYS)
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            continue
+        found.extend(
+            errors.RuleFileError(
+                source_map.key_at((*path, index, key)),
+                f"unknown step type {key!r} (step types: {', '.join(model.STEP_TYPES)}; "
+                f"other step keys: {', '.join(model.COMMON_KEYS)})",
+            )
+            for key in step
+            if key not in known
+        )
+        fan = step.get("for_each")
+        if isinstance(fan, dict):
+            found += _step_type_problems(
+                fan.get("steps"), (*path, index, "for_each", "steps"), source_map
+            )
+    return found
+
+
+def _name_problems(
+    plan: model.PlanModel, *, name: str, source_map: sourcemap.SourceMap
+) -> list[errors.RuleFileError]:
+    found: list[errors.RuleFileError] = []
+    if plan.name is not None and plan.name != name:
+        found.append(
+            source_map.error(("name",), f"name {plan.name!r} differs from the file name {name!r}")
+        )
+    if not model_name_ok(name):
+        found.append(source_map.error((), f"plan name {name!r} must use {_NAME_PATTERN}"))
+    return found
+
+
+def model_name_ok(name: str) -> bool:
+    """Whether ``name`` is a valid plan name."""
+    return (
+        bool(name)
+        and name[0].isalnum()
+        and all(char.isalnum() or char in "_.-" for char in name)
+        and name == name.lower()
+    )
+
+
+def _raw_step_problems(
+    steps: Any,
+    path: sourcemap.Path,
+    source_map: sourcemap.SourceMap,
+    *,
+    in_for_each: bool,
+) -> list[errors.RuleFileError]:
+    """Duplicate step ids and CEL problems, found even when the model does not validate."""
+    if not isinstance(steps, list):
+        return []
+    found: list[errors.RuleFileError] = []
+    ids: set[str] = set()
+    allowed = _WHEN_VARIABLES | ({"item"} if in_for_each else set())
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            continue
+        step_id = step.get("id") or f"step_{index + 1}"
+        if step_id in ids:
+            found.append(source_map.error((*path, index, "id"), f"duplicate step id {step_id!r}"))
+        ids.add(step_id)
+        if isinstance(step.get("when"), str) and step["when"]:
+            found += _cel_problems(step["when"], (*path, index, "when"), source_map, allowed)
+        verify = step.get("verify")
+        if isinstance(verify, dict) and isinstance(verify.get("cel"), str) and verify["cel"]:
+            extra = {"response"} if verify.get("http") else set()
+            found += _cel_problems(
+                verify["cel"], (*path, index, "verify", "cel"), source_map, allowed | extra
+            )
+        fan = step.get("for_each")
+        if isinstance(fan, dict):
+            found += _raw_step_problems(
+                fan.get("steps"), (*path, index, "for_each", "steps"), source_map, in_for_each=True
+            )
+    return found
+
+
+def _cel_problems(
+    source: str,
+    path: sourcemap.Path,
+    source_map: sourcemap.SourceMap,
+    allowed: frozenset[str],
+) -> list[errors.RuleFileError]:
+    try:
+        expressions.compile_expression(source, allowed=allowed)
+    except expressions.ExpressionError as exc:
+        return [source_map.error(path, exc.message)]
+    return []
+
+
+def _template_problems(
+    value: Any, path: sourcemap.Path, source_map: sourcemap.SourceMap, *, variables: Any
+) -> list[errors.RuleFileError]:
+    """Check every ``{{ }}`` reference of every string in the plan."""
+    declared = sorted(variables) if isinstance(variables, dict) else []
+    found: list[errors.RuleFileError] = []
+    for where, text in _strings(value, path):
+        if _is_cel(where):
+            continue
+        try:
+            refs = templates.references(text)
+        except templates.TemplateError as exc:
+            found.append(source_map.error(where, str(exc)))
+            continue
+        for ref in refs:
+            if ref.root == "vars" and ref.name not in declared:
+                found.append(
+                    source_map.error(
+                        where,
+                        f"{{{{ vars.{ref.name} }}}} is not declared in 'variables' "
+                        f"(declared: {', '.join(declared) or 'none'})",
+                    )
+                )
+            if ref.root == "item" and "for_each" not in where:
+                found.append(source_map.error(where, "{{ item }} is only defined inside for_each"))
+    return found
+
+
+def _is_cel(where: sourcemap.Path) -> bool:
+    return bool(where) and (where[-1] == "when" or where[-2:] == ("verify", "cel"))
+
+
+def _strings(value: Any, path: sourcemap.Path) -> Iterator[tuple[sourcemap.Path, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*path, index))
+
+
+def _playbook_problems(
+    plan: model.PlanModel, playbooks_dir: Path, source_map: sourcemap.SourceMap
+) -> list[errors.RuleFileError]:
+    found: list[errors.RuleFileError] = []
+    for path, playbook in _playbooks(plan.steps, ("steps",)):
+        relative = PurePosixPath(playbook)
+        if relative.is_absolute() or ".." in relative.parts:
+            found.append(
+                source_map.error(path, f"playbook {playbook!r} must be inside the playbooks dir")
+            )
+        elif not (playbooks_dir / relative).is_file():
+            found.append(
+                source_map.error(path, f"unknown playbook {playbook!r} (not in {playbooks_dir})")
+            )
+    return found
+
+
+def _playbooks(
+    steps: list[model.StepModel], path: sourcemap.Path
+) -> Iterator[tuple[sourcemap.Path, str]]:
+    for index, step in enumerate(steps):
+        if step.playbook is not None:
+            yield (*path, index, "playbook", "path"), step.playbook.path
+        if step.scale is not None and step.scale.target.playbook:
+            yield (*path, index, "scale", "target", "playbook"), step.scale.target.playbook
+        if step.for_each is not None:
+            yield from _playbooks(step.for_each.steps, (*path, index, "for_each", "steps"))

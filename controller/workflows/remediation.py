@@ -1,0 +1,186 @@
+"""RemediationWorkflow: one episode's remediation; its history is the incident's timeline.
+
+Started by the resource workflow (id ``episode/<episode id>``, at most once per episode)
+with the plan as input. It runs the plan's steps, then climbs the escalation ladder when
+remediation was not allowed (cooldown, budget) or did not help, stopping as soon as the
+episode resolves. Approvers answer with the ``decision`` signal (the resource workflow's
+``approve``/``deny`` updates forward to it). Progress and the result go back to the
+resource workflow as signals, by workflow id, so they reach it across continue-as-new.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+
+from temporalio import exceptions, workflow
+
+with workflow.unsafe.imports_passed_through():
+    from controller.domain import contract
+    from controller.plans import spec
+    from controller.workflows import actions, steps
+    from controller.workflows import remediation_io as rio
+
+_ESCALATE_ON = (rio.Outcome.ESCALATED, rio.Outcome.TIMED_OUT)
+
+
+@workflow.defn(name=contract.REMEDIATION_WORKFLOW)
+class RemediationWorkflow:
+    """Runs one episode's plan and records every step."""
+
+    @workflow.init
+    def __init__(self, request: rio.RemediationInput) -> None:
+        """Set up the state signals and queries see, before ``run`` starts."""
+        self._request = request
+        self._resolved_at: datetime | None = None
+        self._answers: list[rio.Decision] = []
+        self._approvers: tuple[str, ...] | None = None
+        self._progress = rio.Progress(
+            episode=request.episode,
+            phase=rio.ProgressPhase.REMEDIATING,
+            total=len(request.plan.steps),
+        )
+        self._runner: steps.Runner | None = None
+
+    @workflow.run
+    async def run(self, request: rio.RemediationInput) -> rio.RemediationResult:
+        """Remediate, escalate if needed, report to the resource workflow, return the record."""
+        plan = request.plan
+        env = actions.Env(request)
+        runner = steps.Runner(env=env, hooks=self, deadline=workflow.now() + plan.timeout)
+        self._runner = runner
+        message = ""
+        if request.mode is rio.Mode.REMEDIATE:
+            stop = await runner.run(plan.steps)
+            outcome = stop or rio.Outcome.SUCCEEDED
+            if stop is rio.Outcome.TIMED_OUT:
+                message = f"plan {plan.name} did not finish within {plan.timeout}"
+        else:
+            outcome = rio.Outcome.ESCALATED
+            message = request.reason
+        level = 0
+        if outcome in _ESCALATE_ON:
+            await self.report(rio.ProgressPhase.ESCALATED, "escalation")
+            level = await self._climb(runner)
+            outcome = rio.Outcome.ESCALATED
+        result = rio.RemediationResult(
+            episode=request.episode,
+            outcome=outcome,
+            steps=tuple(runner.records),
+            page_dedup_key=env.page_dedup_key,
+            ticket_key=env.ticket_key,
+            ticket_url=env.ticket_url,
+            escalation_level=level,
+            scaler=env.scaler,
+            message=message or _summary(outcome, runner.records),
+        )
+        # Awaited: a signal still in flight when the workflow completes is not delivered.
+        await self._tell_parent(contract.SIGNAL_REMEDIATION_FINISHED, rio.Finished(result=result))
+        return result
+
+    async def _climb(self, runner: steps.Runner) -> int:
+        """Run the ladder's rungs in order until the episode resolves; how many ran."""
+        level = 0
+        for index, rung in enumerate(self._request.plan.escalation, 1):
+            if rung.after > timedelta(0):
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self._resolved_at is not None, timeout=rung.after
+                    )
+            if self._resolved_at is not None:
+                break
+            await runner.one(rung.action, f"escalation_{index}", None, {})
+            level = index
+        return level
+
+    @workflow.signal(name=contract.SIGNAL_DECISION)
+    def decide(self, answer: rio.Decision) -> None:
+        """An approver's answer; ignored unless an approval step waits for one from them."""
+        if self._approvers is None:
+            workflow.logger.warning("decision by %s while no approval is pending", answer.by)
+            return
+        if self._approvers and answer.by not in self._approvers:
+            workflow.logger.warning("decision by %s, who is not an approver", answer.by)
+            return
+        self._answers.append(answer)
+
+    @workflow.signal(name=contract.SIGNAL_EPISODE_RESOLVED)
+    def resolve(self, resolved: rio.EpisodeResolved) -> None:
+        """The episode's condition cleared: stop escalating (and remediating, if the plan says)."""
+        if self._resolved_at is None:
+            self._resolved_at = resolved.at
+
+    @workflow.query(name=contract.QUERY_PROGRESS)
+    def progress(self) -> rio.Progress:
+        """What the remediation is doing now."""
+        done = len(self._runner.records) if self._runner else 0
+        return rio.Progress(
+            episode=self._progress.episode,
+            phase=self._progress.phase,
+            step=self._progress.step,
+            done=done,
+            total=self._progress.total,
+            approval_message=self._progress.approval_message,
+        )
+
+    async def report(self, phase: rio.ProgressPhase, step: str, message: str = "") -> None:
+        """Record the phase; tell the resource workflow when it changed."""
+        changed = phase is not self._progress.phase
+        self._progress = rio.Progress(
+            episode=self._request.episode,
+            phase=phase,
+            step=step,
+            total=self._progress.total,
+            approval_message=message if phase is rio.ProgressPhase.AWAITING_APPROVAL else "",
+        )
+        if changed:
+            await self._tell_parent(contract.SIGNAL_REMEDIATION_PROGRESS, self._progress)
+
+    async def decision(
+        self, *, step: spec.ApproveStep, message: str, deadline: timedelta
+    ) -> rio.Decision | None:
+        """Wait for an answer until ``deadline``; ``None`` when none came."""
+        del message
+        if deadline <= timedelta(0):
+            return None
+        self._answers.clear()
+        self._approvers = step.approvers
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._answers) or self.cancelled(), timeout=deadline
+            )
+        except TimeoutError:
+            return None
+        finally:
+            self._approvers = None
+        return self._answers[0] if self._answers else None
+
+    async def sleep(self, duration: timedelta) -> bool:
+        """Wait for ``duration``; ``False`` when cancelled meanwhile."""
+        if duration <= timedelta(0):
+            return not self.cancelled()
+        try:
+            await workflow.wait_condition(self.cancelled, timeout=duration)
+        except TimeoutError:
+            return True
+        return False
+
+    def cancelled(self) -> bool:
+        """The episode resolved and the plan stops remediations on resolve."""
+        return self._resolved_at is not None and self._request.plan.on_resolve.cancel_remediation
+
+    async def _tell_parent(self, signal: str, payload: object) -> None:
+        if not self._request.report_to:
+            return
+        handle = workflow.get_external_workflow_handle(self._request.report_to)
+        try:
+            await handle.signal(signal, payload)
+        except exceptions.FailureError as exc:
+            workflow.logger.warning("could not signal %s: %s", self._request.report_to, exc)
+
+
+def _summary(outcome: rio.Outcome, records: list[rio.StepRecord]) -> str:
+    failed = [record for record in records if not record.ok]
+    if outcome is rio.Outcome.SUCCEEDED or not failed:
+        return f"{outcome.value}: {len(records)} steps"
+    return f"{outcome.value} at {failed[-1].step}: {failed[-1].summary}"

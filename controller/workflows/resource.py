@@ -1,0 +1,548 @@
+"""ResourceWorkflow: one long-lived workflow per resource that serializes its remediations.
+
+It receives transitions (signal-with-start by the dispatcher), decides per new episode
+(record only when silenced or paused; escalate when the plan is cooling down or over its
+budget; otherwise start the episode's RemediationWorkflow, one at a time, queueing,
+merging or skipping a second one as the plan says), and runs the plan's on-resolve actions.
+
+Signal handlers only validate, dedupe and enqueue; the main loop does the work. The run
+continues as new after ``continue_as_new_after`` signals or when Temporal suggests it,
+once every handler finished, carrying its state and any transition not yet handled. A run
+with nothing left to remember (no episode, no cooldown or budget window, no silence) ends
+after ``idle_timeout``; the next transition starts a fresh run, which is equivalent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from temporalio import exceptions, workflow
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
+from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from temporalio.common import WorkflowIDReusePolicy
+
+    from controller.domain import contract, resources, transitions
+    from controller.plans import spec, templates
+    from controller.workflows import activity_io as aio
+    from controller.workflows import ledger as ledger_module
+    from controller.workflows import remediation_io as rio
+    from controller.workflows import resource_io as io
+
+KIND = SearchAttributeKey.for_keyword("HomeostatResourceKind")
+RESOURCE = SearchAttributeKey.for_keyword("HomeostatResource")
+PHASE = SearchAttributeKey.for_keyword("HomeostatPhase")
+RULE = SearchAttributeKey.for_keyword("HomeostatRule")
+SEVERITY = SearchAttributeKey.for_keyword("HomeostatSeverity")
+_QUICK = RetryPolicy(maximum_attempts=5, non_retryable_error_types=[aio.PERMANENT_ERROR])
+_QUICK_TIMEOUT = timedelta(minutes=1)
+
+
+@workflow.defn(name=contract.RESOURCE_WORKFLOW)
+class ResourceWorkflow:
+    """The durable memory of one resource."""
+
+    @workflow.init
+    def __init__(self, start: io.ResourceWorkflowInput) -> None:
+        """Restore the carried state; handlers may run before ``run`` starts."""
+        state = start.state or io.ResourceState(resource=start.resource)
+        self._ledger = ledger_module.Ledger(state, start.options)
+        if start.state is not None:
+            self._ledger.runs = state.runs + 1
+        self._options = start.options
+        self._inbox: deque[transitions.Transition] = deque(start.pending)
+        self._results: deque[rio.RemediationResult] = deque()
+        self._signals = 0
+        self._poked = False
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    @workflow.run
+    async def run(self, start: io.ResourceWorkflowInput) -> io.ResourceState:
+        """Handle transitions until it is time to continue as new, or to end."""
+        book = self._ledger
+        if book.last_change is None:
+            book.last_change = workflow.now()
+        while True:
+            await self._wait_for_work()
+            while self._results or self._inbox:
+                while self._results:
+                    await self._finished(self._results.popleft())
+                if self._inbox:
+                    await self._handle(self._inbox.popleft())
+            await self._start_next()
+            now = workflow.now()
+            book.expire(now)
+            self._check_lost(now)
+            self._publish()
+            if self._continue_as_new_due() or book.forgettable(now):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._results or self._inbox:
+                    continue
+                if self._continue_as_new_due():
+                    workflow.continue_as_new(
+                        io.ResourceWorkflowInput(
+                            resource=start.resource,
+                            options=self._options,
+                            state=book.snapshot(),
+                            pending=tuple(self._inbox),
+                        )
+                    )
+                if book.forgettable(workflow.now()):
+                    return book.snapshot()
+
+    async def _wait_for_work(self) -> None:
+        now = workflow.now()
+        # A remediation started by this run is watched through its handle; only one
+        # inherited through continue-as-new needs the lost-child timer.
+        wakeup = self._ledger.next_wakeup(now, watch_running=not self._watchers)
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: (
+                    bool(self._results or self._inbox or self._poked) or self._continue_as_new_due()
+                ),
+                timeout=(wakeup - now) if wakeup is not None else None,
+            )
+        self._poked = False
+
+    def _continue_as_new_due(self) -> bool:
+        return (
+            self._signals >= self._options.continue_as_new_after
+            or workflow.info().is_continue_as_new_suggested()
+        )
+
+    # Signals: validate, dedupe, enqueue. Never await here.
+
+    @workflow.signal(name=contract.SIGNAL_TRANSITION)
+    def transition(self, transition: transitions.Transition) -> None:
+        """A transition from the dispatcher."""
+        self._signals += 1
+        self._accept(transition)
+
+    @workflow.signal(name=contract.SIGNAL_TRANSITIONS)
+    def transition_batch(self, batch: transitions.TransitionBatch) -> None:
+        """Several transitions from the dispatcher, oldest first."""
+        self._signals += 1
+        for transition in batch.transitions:
+            self._accept(transition)
+
+    def _accept(self, transition: transitions.Transition) -> None:
+        if transition.resource != self._ledger.resource:
+            workflow.logger.warning(
+                "transition for %s sent to %s: dropped", transition.resource, self._ledger.resource
+            )
+            return
+        if self._ledger.first_time(transition.transition_id):
+            self._inbox.append(transition)
+
+    @workflow.signal(name=contract.SIGNAL_REMEDIATION_PROGRESS)
+    def remediation_progress(self, progress: rio.Progress) -> None:
+        """The running remediation's phase changed."""
+        self._signals += 1
+        self._ledger.set_running_phase(
+            progress.episode, ledger_module.progress_phase(progress.phase)
+        )
+        self._poked = True
+
+    @workflow.signal(name=contract.SIGNAL_REMEDIATION_FINISHED)
+    def remediation_finished(self, finished: rio.Finished) -> None:
+        """A remediation ended."""
+        self._signals += 1
+        self._results.append(finished.result)
+
+    # The work.
+
+    async def _handle(self, transition: transitions.Transition) -> None:
+        book = self._ledger
+        now = workflow.now()
+        book.transitions_total += 1
+        book.last_change = now
+        if transition.kind is transitions.TransitionKind.FIRED:
+            await self._fired(transition)
+        else:
+            await self._resolved(transition)
+
+    async def _fired(self, fired: transitions.Transition) -> None:
+        book = self._ledger
+        now = workflow.now()
+        if fired.episode in book.episodes:
+            return
+        record = io.EpisodeRecord(fired=fired, status=io.EpisodeStatus.OPEN)
+        why_not = book.suppression(now)
+        if why_not:
+            book.add(replace(record, status=io.EpisodeStatus.SUPPRESSED, note=why_not), now)
+            return
+        if not fired.remediation:
+            book.add(replace(record, note="the rule names no remediation plan"), now)
+            return
+        plan, problem = await self._load_plan(fired.remediation)
+        if plan is None:
+            book.add(replace(record, note=problem), now)
+            return
+        record = replace(record, on_resolve=plan.on_resolve)
+        running = book.running
+        if running is None:
+            book.add(record, now)
+            await self._start(record, plan)
+        elif plan.concurrency is spec.Concurrency.QUEUE:
+            book.add(replace(record, status=io.EpisodeStatus.QUEUED), now)
+            book.queue.append(fired.episode)
+        elif plan.concurrency is spec.Concurrency.MERGE:
+            book.add(
+                replace(record, status=io.EpisodeStatus.MERGED, merged_into=running.episode), now
+            )
+            book.running = replace(running, merged=(*running.merged, fired.episode))
+        else:
+            note = f"skipped: {running.episode} was being remediated"
+            book.add(replace(record, status=io.EpisodeStatus.SKIPPED, note=note), now)
+
+    async def _load_plan(self, name: str) -> tuple[spec.Plan | None, str]:
+        try:
+            loaded = await workflow.execute_activity(
+                aio.LOAD_PLAN,
+                aio.LoadPlanInput(name=name),
+                result_type=aio.LoadPlanOutput,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_QUICK,
+            )
+        except exceptions.ActivityError as exc:
+            return None, f"plan {name!r} could not be loaded: {exc.cause or exc}"
+        if loaded.plan is None:
+            return None, f"plan {name!r}: {loaded.problem or 'not found'}"
+        return loaded.plan, ""
+
+    async def _start(self, record: io.EpisodeRecord, plan: spec.Plan) -> None:
+        book = self._ledger
+        now = workflow.now()
+        refusal = book.refusal(plan, now)
+        mode = rio.Mode.ESCALATE if refusal else rio.Mode.REMEDIATE
+        if mode is rio.Mode.ESCALATE and not plan.escalation:
+            book.update(replace(record, status=io.EpisodeStatus.DONE, note=refusal))
+            return
+        child_id = resources.remediation_workflow_id(record.episode)
+        request = rio.RemediationInput(
+            episode=record.episode,
+            resource=book.resource,
+            fired=record.fired,
+            plan=plan,
+            mode=mode,
+            reason=refusal,
+            report_to=workflow.info().workflow_id,
+            scaler=book.scaler,
+        )
+        try:
+            handle = await workflow.start_child_workflow(
+                contract.REMEDIATION_WORKFLOW,
+                request,
+                id=child_id,
+                result_type=rio.RemediationResult,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=self._child_attributes(record),
+            )
+        except exceptions.WorkflowAlreadyStartedError:
+            note = "already remediated by an earlier run (its remediation workflow exists)"
+            book.update(replace(record, status=io.EpisodeStatus.DONE, note=note))
+            return
+        if mode is rio.Mode.REMEDIATE:
+            book.spend(plan, now)
+        lost_after = (
+            now
+            + plan.timeout
+            + sum((rung.after for rung in plan.escalation), timedelta(0))
+            + self._options.lost_child_margin
+        )
+        book.running = io.Running(
+            episode=record.episode,
+            workflow_id=child_id,
+            mode=mode,
+            plan=plan.name,
+            phase=io.Phase.ESCALATED if mode is rio.Mode.ESCALATE else io.Phase.REMEDIATING,
+            started_at=now,
+            lost_after=lost_after,
+            cooldown=plan.cooldown,
+        )
+        book.update(replace(record, status=io.EpisodeStatus.RUNNING, note=refusal))
+        watcher = asyncio.create_task(self._watch(handle))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    async def _watch(self, handle: ChildWorkflowHandle[object, rio.RemediationResult]) -> None:
+        """Deliver the child's result within this run, should its own signal not arrive."""
+        try:
+            result = await handle
+        except exceptions.ChildWorkflowError as exc:
+            episode = self._ledger.running.episode if self._ledger.running else None
+            if episode is not None and handle.id == resources.remediation_workflow_id(episode):
+                self._results.append(
+                    rio.RemediationResult(
+                        episode=episode, outcome=rio.Outcome.FAILED, message=str(exc.cause or exc)
+                    )
+                )
+            return
+        self._results.append(result)
+
+    def _child_attributes(self, record: io.EpisodeRecord) -> TypedSearchAttributes:
+        return TypedSearchAttributes(
+            [
+                SearchAttributePair(KIND, resources.resource_kind(self._ledger.resource)),
+                SearchAttributePair(RESOURCE, self._ledger.resource),
+                SearchAttributePair(RULE, record.fired.rule),
+                SearchAttributePair(SEVERITY, record.fired.severity.value),
+            ]
+        )
+
+    async def _finished(self, result: rio.RemediationResult) -> None:
+        book = self._ledger
+        running = book.running
+        if running is None or running.episode != result.episode:
+            return  # the other copy of a result already handled
+        now = workflow.now()
+        book.running = None
+        book.last_change = now
+        if running.mode is rio.Mode.REMEDIATE:
+            book.start_cooldown(running.plan, running.cooldown, now)
+        book.finish_scaler(result.scaler)
+        for merged in running.merged:
+            if merged in book.episodes:
+                book.update(replace(book.episodes[merged], outcome=result.outcome))
+                if book.episodes[merged].resolved:
+                    book.close(merged, now)
+        record = book.episodes.get(result.episode)
+        if record is None:
+            return
+        record = replace(
+            record,
+            status=io.EpisodeStatus.DONE,
+            outcome=result.outcome,
+            page_dedup_key=result.page_dedup_key or record.page_dedup_key,
+            ticket_key=result.ticket_key or record.ticket_key,
+            note=result.message,
+        )
+        book.update(record)
+        if record.resolved:
+            await self._on_resolve(record)
+            book.close(record.episode, now)
+        elif record.fired.rule == contract.MANUAL_RULE:
+            book.close(record.episode, now)
+
+    async def _resolved(self, resolved: transitions.Transition) -> None:
+        book = self._ledger
+        now = workflow.now()
+        record = book.episodes.get(resolved.episode)
+        if record is None:
+            return
+        record = replace(record, resolved=True)
+        book.update(record)
+        if record.status is io.EpisodeStatus.RUNNING:
+            handle = workflow.get_external_workflow_handle(
+                resources.remediation_workflow_id(record.episode)
+            )
+            try:
+                await handle.signal(
+                    contract.SIGNAL_EPISODE_RESOLVED, rio.EpisodeResolved(at=resolved.at)
+                )
+            except exceptions.FailureError as exc:
+                workflow.logger.warning("could not tell %s: %s", record.episode, exc)
+            return
+        if record.status is io.EpisodeStatus.DONE:
+            await self._on_resolve(record)
+        note = (
+            "resolved before its remediation started"
+            if record.status is io.EpisodeStatus.QUEUED
+            else ""
+        )
+        book.close(record.episode, now, note=note)
+
+    async def _on_resolve(self, record: io.EpisodeRecord) -> None:
+        """Resolve the episode's page and ticket, as its plan says."""
+        on_resolve = record.on_resolve or spec.OnResolve()
+        context = aio.ActivityContext(
+            resource=self._ledger.resource,
+            episode=record.episode,
+            rule=record.fired.rule,
+            plan=record.fired.remediation or "",
+            step="on_resolve",
+        )
+        comment = templates.render(
+            on_resolve.comment,
+            templates.Scope(
+                labels=record.fired.labels,
+                annotations=record.fired.annotations,
+                resource=self._ledger.resource,
+                episode=record.episode,
+                rule=record.fired.rule,
+                severity=record.fired.severity.value,
+            ),
+            strict=False,
+        )
+        calls: list[tuple[str, object]] = []
+        if record.page_dedup_key and on_resolve.resolve_page:
+            calls.append(
+                (
+                    aio.PAGE_RESOLVE,
+                    aio.PageResolveInput(context=context, dedup_key=record.page_dedup_key),
+                )
+            )
+        if record.ticket_key and on_resolve.ticket is spec.TicketOnResolve.RESOLVE:
+            calls.append(
+                (
+                    aio.TICKET_RESOLVE,
+                    aio.TicketResolveInput(context=context, key=record.ticket_key, comment=comment),
+                )
+            )
+        elif record.ticket_key and on_resolve.ticket is spec.TicketOnResolve.COMMENT:
+            calls.append(
+                (
+                    aio.TICKET_COMMENT,
+                    aio.TicketCommentInput(context=context, key=record.ticket_key, body=comment),
+                )
+            )
+        for name, arg in calls:
+            try:
+                await workflow.execute_activity(
+                    name, arg, start_to_close_timeout=_QUICK_TIMEOUT, retry_policy=_QUICK
+                )
+            except exceptions.ActivityError as exc:
+                workflow.logger.warning("%s for %s failed: %s", name, record.episode, exc.cause)
+
+    async def _start_next(self) -> None:
+        book = self._ledger
+        while book.running is None and book.queue:
+            episode = book.queue.popleft()
+            record = book.episodes.get(episode)
+            if record is None or record.resolved:
+                continue
+            now = workflow.now()
+            why_not = book.suppression(now)
+            if why_not:
+                book.update(replace(record, status=io.EpisodeStatus.SUPPRESSED, note=why_not))
+                continue
+            plan, problem = await self._load_plan(record.fired.remediation or "")
+            if plan is None:
+                book.update(replace(record, status=io.EpisodeStatus.OPEN, note=problem))
+                continue
+            await self._start(record, plan)
+
+    def _check_lost(self, now: datetime) -> None:
+        running = self._ledger.running
+        if running is not None and not self._watchers and now >= running.lost_after:
+            self._results.append(
+                rio.RemediationResult(
+                    episode=running.episode,
+                    outcome=rio.Outcome.FAILED,
+                    message=f"{running.workflow_id} did not report back in time",
+                )
+            )
+            self._poked = True
+
+    def _publish(self) -> None:
+        """Update the phase, and upsert the search attributes that changed."""
+        book = self._ledger
+        book.phase = book.compute_phase(workflow.now())
+        focus = book.focus()
+        wanted = {
+            KIND: resources.resource_kind(book.resource),
+            RESOURCE: book.resource,
+            PHASE: book.phase.value,
+            RULE: focus.fired.rule if focus else None,
+            SEVERITY: focus.fired.severity.value if focus else None,
+        }
+        current = workflow.info().typed_search_attributes
+        updates = [
+            key.value_set(value) if value is not None else key.value_unset()
+            for key, value in wanted.items()
+            if current.get(key) != value
+        ]
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    # Queries and updates.
+
+    @workflow.query(name=contract.QUERY_STATE)
+    def state(self) -> io.ResourceState:
+        """Everything the workflow knows now."""
+        return self._ledger.snapshot()
+
+    @workflow.update(name=contract.UPDATE_APPROVE)
+    async def approve(self, request: io.DecisionRequest) -> io.DecisionAck:
+        """Approve the approval step the episode's remediation waits at."""
+        return await self._decide(request, approved=True)
+
+    @workflow.update(name=contract.UPDATE_DENY)
+    async def deny(self, request: io.DecisionRequest) -> io.DecisionAck:
+        """Deny the approval step the episode's remediation waits at."""
+        return await self._decide(request, approved=False)
+
+    @approve.validator
+    def _approvable(self, request: io.DecisionRequest) -> None:
+        running = self._ledger.running
+        if running is None or running.episode != request.episode:
+            raise ValueError(f"episode {request.episode} is not being remediated")
+        if running.phase is not io.Phase.AWAITING_APPROVAL:
+            raise ValueError(f"episode {request.episode} is not awaiting approval")
+
+    @deny.validator
+    def _deniable(self, request: io.DecisionRequest) -> None:
+        self._approvable(request)
+
+    async def _decide(self, request: io.DecisionRequest, *, approved: bool) -> io.DecisionAck:
+        child_id = resources.remediation_workflow_id(request.episode)
+        await workflow.get_external_workflow_handle(child_id).signal(
+            contract.SIGNAL_DECISION,
+            rio.Decision(approved=approved, by=request.by, comment=request.comment),
+        )
+        return io.DecisionAck(episode=request.episode, workflow_id=child_id)
+
+    @workflow.update(name=contract.UPDATE_SILENCE)
+    def silence(self, request: io.SilenceRequest) -> io.ResourceState:
+        """Record episodes only, without remediating or escalating, until ``until``."""
+        book = self._ledger
+        book.silenced_until = request.until
+        book.silence_reason = " by ".join(part for part in (request.reason, request.by) if part)
+        return self._changed()
+
+    @silence.validator
+    def _silenceable(self, request: io.SilenceRequest) -> None:
+        if request.until <= workflow.now():
+            raise ValueError("silence 'until' must be in the future")
+
+    @workflow.update(name=contract.UPDATE_UNSILENCE)
+    def unsilence(self, request: io.OperatorRequest) -> io.ResourceState:
+        """End a silence now."""
+        del request
+        self._ledger.silenced_until = None
+        self._ledger.silence_reason = ""
+        return self._changed()
+
+    @workflow.update(name=contract.UPDATE_PAUSE)
+    def pause(self, request: io.OperatorRequest) -> io.ResourceState:
+        """Pause automation for the resource until resumed."""
+        self._ledger.paused = True
+        self._ledger.pause_reason = " by ".join(
+            part for part in (request.reason, request.by) if part
+        )
+        return self._changed()
+
+    @workflow.update(name=contract.UPDATE_RESUME)
+    def resume(self, request: io.OperatorRequest) -> io.ResourceState:
+        """Resume automation."""
+        del request
+        self._ledger.paused = False
+        self._ledger.pause_reason = ""
+        return self._changed()
+
+    def _changed(self) -> io.ResourceState:
+        self._ledger.last_change = workflow.now()
+        self._ledger.phase = self._ledger.compute_phase(workflow.now())
+        self._poked = True
+        return self._ledger.snapshot()
