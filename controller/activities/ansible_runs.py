@@ -243,7 +243,7 @@ def _config(invocation: Invocation) -> ansible_runner.RunnerConfig:
     limit: str | None = None
     groups: dict[str, Any] = {}
     if invocation.targets:
-        groups[RUN_GROUP] = {"hosts": {check_host(h): None for h in invocation.targets}}
+        groups[RUN_GROUP] = {"hosts": {check_host(h): _host_vars(h) for h in invocation.targets}}
         limit = RUN_GROUP
     elif invocation.exclude:
         groups[DONE_GROUP] = {"hosts": {check_host(h): None for h in invocation.exclude}}
@@ -278,6 +278,19 @@ def _config(invocation: Invocation) -> ansible_runner.RunnerConfig:
         [processes.executable(config.command[0]), *config.command[1:]]
     )
     return config
+
+
+_LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_LOCAL_VARS = {
+    "ansible_connection": "local",
+    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+}
+"""What Ansible's implicit localhost has; a listed localhost would otherwise discover some
+other interpreter on the worker's machine."""
+
+
+def _host_vars(host: str) -> dict[str, str] | None:
+    return dict(_LOCAL_VARS) if host in _LOCAL_NAMES else None
 
 
 def _envvars(invocation: Invocation) -> dict[str, str]:
