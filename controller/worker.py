@@ -16,6 +16,7 @@ from temporalio import worker as temporal_worker
 
 from controller import activities, workflows
 from controller import settings as settings_module
+from controller.workflows import converter
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 """Time a running playbook gets on shutdown to report its progress for the retry."""
@@ -116,6 +117,7 @@ def build(
     ``activities.threads``; the worker takes no more activities than it has threads.
     """
     threads = settings.activities.threads
+    converter.warm_up()
     return temporal_worker.Worker(
         client,
         task_queue=settings.temporal.task_queue,

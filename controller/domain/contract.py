@@ -54,6 +54,8 @@ SIGNAL_REMEDIATION_FINISHED: Final = "remediation_finished"
 
 SIGNAL_DECISION: Final = "decision"
 SIGNAL_EPISODE_RESOLVED: Final = "episode_resolved"
+SIGNAL_REPORT_RESULT: Final = "report_result"
 QUERY_PROGRESS: Final = "progress"
 """Signals and query of the remediation workflow: an approver's decision, the episode's
-resolution, and its step-by-step progress (``workflows.remediation_io.Progress``)."""
+resolution, a request to signal the result to the resource workflow (which is about to
+continue as new), and its step-by-step progress (``workflows.remediation_io.Progress``)."""

@@ -4,8 +4,10 @@ Started by the resource workflow (id ``episode/<episode id>``, at most once per 
 with the plan as input. It runs the plan's steps, then climbs the escalation ladder when
 remediation was not allowed (cooldown, budget) or did not help, stopping as soon as the
 episode resolves. Approvers answer with the ``decision`` signal (the resource workflow's
-``approve``/``deny`` updates forward to it). Progress and the result go back to the
-resource workflow as signals, by workflow id, so they reach it across continue-as-new.
+``approve``/``deny`` updates forward to it). Progress goes back to the resource workflow
+as signals, by workflow id, so they reach it across continue-as-new; the result is the
+child's completion, and also a signal once the resource workflow asked for one
+(``report_result``) because it is about to continue as new.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class RemediationWorkflow:
             total=len(request.plan.steps),
         )
         self._runner: steps.Runner | None = None
+        self._report_result = False
 
     @workflow.run
     async def run(self, request: rio.RemediationInput) -> rio.RemediationResult:
@@ -74,8 +77,11 @@ class RemediationWorkflow:
             scaler=env.scaler,
             message=message or _summary(outcome, runner.records),
         )
-        # Awaited: a signal still in flight when the workflow completes is not delivered.
-        await self._tell_parent(contract.SIGNAL_REMEDIATION_FINISHED, rio.Finished(result=result))
+        if self._report_result:
+            # Awaited: a signal still in flight when the workflow completes is not sent.
+            await self._tell_parent(
+                contract.SIGNAL_REMEDIATION_FINISHED, rio.Finished(result=result)
+            )
         return result
 
     async def _climb(self, runner: steps.Runner) -> int:
@@ -103,6 +109,12 @@ class RemediationWorkflow:
             workflow.logger.warning("decision by %s, who is not an approver", answer.by)
             return
         self._answers.append(answer)
+
+    @workflow.signal(name=contract.SIGNAL_REPORT_RESULT)
+    def report_result(self, request: rio.ReportResult) -> None:
+        """The resource workflow continues as new: signal it the result when done."""
+        del request
+        self._report_result = True
 
     @workflow.signal(name=contract.SIGNAL_EPISODE_RESOLVED)
     def resolve(self, resolved: rio.EpisodeResolved) -> None:

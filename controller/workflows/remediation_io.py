@@ -95,8 +95,8 @@ class RemediationInput:
         plan: the plan, as loaded when the episode was handled.
         mode: remediate, or only escalate.
         reason: why only escalate (cooldown, budget), for the record.
-        report_to: workflow id of the resource workflow to signal progress and the
-            result to; empty when started on its own.
+        report_to: workflow id of the resource workflow to signal progress (and, when
+            asked with ``report_result``, the result) to; empty when started on its own.
         scaler: the resource's scaler history, for HPA-style scale steps.
     """
 
@@ -187,6 +187,14 @@ class Progress:
     done: int = 0
     total: int = 0
     approval_message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportResult:
+    """Signal ``report_result``: when done, signal the result to the resource workflow.
+
+    Sent by a resource workflow about to continue as new while this remediation runs.
+    """
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,37 +15,22 @@ after ``idle_timeout``; the next transition starts a fresh run, which is equival
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from temporalio import exceptions, workflow
-from temporalio.common import (
-    RetryPolicy,
-    SearchAttributeKey,
-    SearchAttributePair,
-    TypedSearchAttributes,
-)
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from temporalio.common import WorkflowIDReusePolicy
 
     from controller.domain import contract, resources, transitions
-    from controller.plans import spec, templates
-    from controller.workflows import activity_io as aio
+    from controller.plans import spec
     from controller.workflows import ledger as ledger_module
     from controller.workflows import remediation_io as rio
+    from controller.workflows import resource_effects as effects
     from controller.workflows import resource_io as io
-
-KIND = SearchAttributeKey.for_keyword("HomeostatResourceKind")
-RESOURCE = SearchAttributeKey.for_keyword("HomeostatResource")
-PHASE = SearchAttributeKey.for_keyword("HomeostatPhase")
-RULE = SearchAttributeKey.for_keyword("HomeostatRule")
-SEVERITY = SearchAttributeKey.for_keyword("HomeostatSeverity")
-_QUICK = RetryPolicy(maximum_attempts=5, non_retryable_error_types=[aio.PERMANENT_ERROR])
-_QUICK_TIMEOUT = timedelta(minutes=1)
 
 
 @workflow.defn(name=contract.RESOURCE_WORKFLOW)
@@ -65,6 +50,8 @@ class ResourceWorkflow:
         self._signals = 0
         self._poked = False
         self._watchers: set[asyncio.Task[None]] = set()
+        self._alarm: asyncio.Task[None] | None = None
+        self._alarm_at: datetime | None = None
 
     @workflow.run
     async def run(self, start: io.ResourceWorkflowInput) -> io.ResourceState:
@@ -83,36 +70,82 @@ class ResourceWorkflow:
             now = workflow.now()
             book.expire(now)
             self._check_lost(now)
-            self._publish()
+            effects.publish(self._ledger)
             if self._continue_as_new_due() or book.forgettable(now):
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                if self._results or self._inbox:
-                    continue
-                if self._continue_as_new_due():
-                    workflow.continue_as_new(
-                        io.ResourceWorkflowInput(
-                            resource=start.resource,
-                            options=self._options,
-                            state=book.snapshot(),
-                            pending=tuple(self._inbox),
-                        )
-                    )
-                if book.forgettable(workflow.now()):
-                    return book.snapshot()
+                ended = await self._end_run(start)
+                if ended is not None:
+                    return ended
+
+    async def _end_run(self, start: io.ResourceWorkflowInput) -> io.ResourceState | None:
+        """Continue as new or complete, once nothing is left to handle; ``None`` to go on."""
+        book = self._ledger
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._continue_as_new_due() and not await self._hand_over_running():
+            return None  # the remediation already ended: take its result in this run
+        if self._results or self._inbox:
+            return None  # arrived meanwhile: handle it first
+        if self._continue_as_new_due():
+            workflow.continue_as_new(
+                io.ResourceWorkflowInput(
+                    resource=start.resource,
+                    options=self._options,
+                    state=book.snapshot(),
+                    pending=tuple(self._inbox),
+                )
+            )
+        if book.forgettable(workflow.now()):
+            return book.snapshot()
+        return None
+
+    async def _hand_over_running(self) -> bool:
+        """Ask the running remediation to send its result by signal; ``False`` if it ended.
+
+        Within a run the result arrives as the child's completion; the next run does not
+        see that, so before continuing as new the child is told to signal the result to
+        the resource workflow's id. A child that has already ended cannot be told; its
+        completion reaches this run, which takes it before continuing as new.
+        """
+        running = self._ledger.running
+        if running is None or running.reports:
+            return True
+        handle = workflow.get_external_workflow_handle(running.workflow_id)
+        try:
+            await handle.signal(contract.SIGNAL_REPORT_RESULT, rio.ReportResult())
+        except exceptions.FailureError:
+            await workflow.wait_condition(lambda: bool(self._results) or not self._watchers)
+            return False
+        self._ledger.running = replace(running, reports=True)
+        return True
 
     async def _wait_for_work(self) -> None:
         now = workflow.now()
         # A remediation started by this run is watched through its handle; only one
         # inherited through continue-as-new needs the lost-child timer.
-        wakeup = self._ledger.next_wakeup(now, watch_running=not self._watchers)
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: (
-                    bool(self._results or self._inbox or self._poked) or self._continue_as_new_due()
-                ),
-                timeout=(wakeup - now) if wakeup is not None else None,
-            )
+        self._arm(self._ledger.next_wakeup(now, watch_running=not self._watchers), now)
+        await workflow.wait_condition(
+            lambda: bool(self._results or self._inbox or self._poked) or self._continue_as_new_due()
+        )
         self._poked = False
+
+    def _arm(self, wakeup: datetime | None, now: datetime) -> None:
+        """Keep one timer, for the earliest deadline; a later one is armed when it fires.
+
+        Each timer is two history events. Re-arming on every transition (the idle
+        deadline moves with each one) would add them per signal; this adds them per
+        deadline actually reached.
+        """
+        if wakeup is None or (self._alarm_at is not None and self._alarm_at <= wakeup):
+            return
+        if self._alarm is not None:
+            self._alarm.cancel()
+        self._alarm_at = wakeup
+        self._alarm = asyncio.create_task(self._ring(wakeup - now))
+
+    async def _ring(self, delay: timedelta) -> None:
+        await workflow.sleep(delay)
+        self._alarm_at = None
+        self._alarm = None
+        self._poked = True
 
     def _continue_as_new_due(self) -> bool:
         return (
@@ -184,7 +217,7 @@ class ResourceWorkflow:
         if not fired.remediation:
             book.add(replace(record, note="the rule names no remediation plan"), now)
             return
-        plan, problem = await self._load_plan(fired.remediation)
+        plan, problem = await effects.load_plan(fired.remediation)
         if plan is None:
             book.add(replace(record, note=problem), now)
             return
@@ -204,21 +237,6 @@ class ResourceWorkflow:
         else:
             note = f"skipped: {running.episode} was being remediated"
             book.add(replace(record, status=io.EpisodeStatus.SKIPPED, note=note), now)
-
-    async def _load_plan(self, name: str) -> tuple[spec.Plan | None, str]:
-        try:
-            loaded = await workflow.execute_activity(
-                aio.LOAD_PLAN,
-                aio.LoadPlanInput(name=name),
-                result_type=aio.LoadPlanOutput,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=_QUICK,
-            )
-        except exceptions.ActivityError as exc:
-            return None, f"plan {name!r} could not be loaded: {exc.cause or exc}"
-        if loaded.plan is None:
-            return None, f"plan {name!r}: {loaded.problem or 'not found'}"
-        return loaded.plan, ""
 
     async def _start(self, record: io.EpisodeRecord, plan: spec.Plan) -> None:
         book = self._ledger
@@ -247,7 +265,7 @@ class ResourceWorkflow:
                 result_type=rio.RemediationResult,
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=self._child_attributes(record),
+                search_attributes=effects.child_attributes(book.resource, record),
             )
         except exceptions.WorkflowAlreadyStartedError:
             note = "already remediated by an earlier run (its remediation workflow exists)"
@@ -291,16 +309,6 @@ class ResourceWorkflow:
             return
         self._results.append(result)
 
-    def _child_attributes(self, record: io.EpisodeRecord) -> TypedSearchAttributes:
-        return TypedSearchAttributes(
-            [
-                SearchAttributePair(KIND, resources.resource_kind(self._ledger.resource)),
-                SearchAttributePair(RESOURCE, self._ledger.resource),
-                SearchAttributePair(RULE, record.fired.rule),
-                SearchAttributePair(SEVERITY, record.fired.severity.value),
-            ]
-        )
-
     async def _finished(self, result: rio.RemediationResult) -> None:
         book = self._ledger
         running = book.running
@@ -330,7 +338,7 @@ class ResourceWorkflow:
         )
         book.update(record)
         if record.resolved:
-            await self._on_resolve(record)
+            await effects.on_resolve(self._ledger.resource, record)
             book.close(record.episode, now)
         elif record.fired.rule == contract.MANUAL_RULE:
             book.close(record.episode, now)
@@ -355,65 +363,13 @@ class ResourceWorkflow:
                 workflow.logger.warning("could not tell %s: %s", record.episode, exc)
             return
         if record.status is io.EpisodeStatus.DONE:
-            await self._on_resolve(record)
+            await effects.on_resolve(self._ledger.resource, record)
         note = (
             "resolved before its remediation started"
             if record.status is io.EpisodeStatus.QUEUED
             else ""
         )
         book.close(record.episode, now, note=note)
-
-    async def _on_resolve(self, record: io.EpisodeRecord) -> None:
-        """Resolve the episode's page and ticket, as its plan says."""
-        on_resolve = record.on_resolve or spec.OnResolve()
-        context = aio.ActivityContext(
-            resource=self._ledger.resource,
-            episode=record.episode,
-            rule=record.fired.rule,
-            plan=record.fired.remediation or "",
-            step="on_resolve",
-        )
-        comment = templates.render(
-            on_resolve.comment,
-            templates.Scope(
-                labels=record.fired.labels,
-                annotations=record.fired.annotations,
-                resource=self._ledger.resource,
-                episode=record.episode,
-                rule=record.fired.rule,
-                severity=record.fired.severity.value,
-            ),
-            strict=False,
-        )
-        calls: list[tuple[str, object]] = []
-        if record.page_dedup_key and on_resolve.resolve_page:
-            calls.append(
-                (
-                    aio.PAGE_RESOLVE,
-                    aio.PageResolveInput(context=context, dedup_key=record.page_dedup_key),
-                )
-            )
-        if record.ticket_key and on_resolve.ticket is spec.TicketOnResolve.RESOLVE:
-            calls.append(
-                (
-                    aio.TICKET_RESOLVE,
-                    aio.TicketResolveInput(context=context, key=record.ticket_key, comment=comment),
-                )
-            )
-        elif record.ticket_key and on_resolve.ticket is spec.TicketOnResolve.COMMENT:
-            calls.append(
-                (
-                    aio.TICKET_COMMENT,
-                    aio.TicketCommentInput(context=context, key=record.ticket_key, body=comment),
-                )
-            )
-        for name, arg in calls:
-            try:
-                await workflow.execute_activity(
-                    name, arg, start_to_close_timeout=_QUICK_TIMEOUT, retry_policy=_QUICK
-                )
-            except exceptions.ActivityError as exc:
-                workflow.logger.warning("%s for %s failed: %s", name, record.episode, exc.cause)
 
     async def _start_next(self) -> None:
         book = self._ledger
@@ -427,7 +383,7 @@ class ResourceWorkflow:
             if why_not:
                 book.update(replace(record, status=io.EpisodeStatus.SUPPRESSED, note=why_not))
                 continue
-            plan, problem = await self._load_plan(record.fired.remediation or "")
+            plan, problem = await effects.load_plan(record.fired.remediation or "")
             if plan is None:
                 book.update(replace(record, status=io.EpisodeStatus.OPEN, note=problem))
                 continue
@@ -444,27 +400,6 @@ class ResourceWorkflow:
                 )
             )
             self._poked = True
-
-    def _publish(self) -> None:
-        """Update the phase, and upsert the search attributes that changed."""
-        book = self._ledger
-        book.phase = book.compute_phase(workflow.now())
-        focus = book.focus()
-        wanted = {
-            KIND: resources.resource_kind(book.resource),
-            RESOURCE: book.resource,
-            PHASE: book.phase.value,
-            RULE: focus.fired.rule if focus else None,
-            SEVERITY: focus.fired.severity.value if focus else None,
-        }
-        current = workflow.info().typed_search_attributes
-        updates = [
-            key.value_set(value) if value is not None else key.value_unset()
-            for key, value in wanted.items()
-            if current.get(key) != value
-        ]
-        if updates:
-            workflow.upsert_search_attributes(updates)
 
     # Queries and updates.
 

@@ -153,6 +153,8 @@ class Running:
         lost_after: when it counts as lost if it has not reported back.
         cooldown: the plan's cooldown, which starts when a remediation ends.
         merged: episodes merged into it.
+        reports: it was told to signal its result (the run that started it continued
+            as new, so no run sees its completion).
     """
 
     episode: resources.EpisodeId
@@ -164,6 +166,7 @@ class Running:
     lost_after: datetime
     cooldown: timedelta = timedelta(0)
     merged: tuple[resources.EpisodeId, ...] = ()
+    reports: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -127,10 +127,15 @@ async def test_a_restart_half_way_through_for_still_fires_on_time(
     fired = _fired(second)
     assert len(fired) == 1
     assert fired[0].resource == "service/web"
-    # for: 10s, plus at most a scrape and an evaluation interval of lag; a full `for`
-    # from the restart would be at least 15 s after the metric went high.
-    delay = (fired[0].started_at - went_high).total_seconds()
-    assert 9 <= delay <= 13, delay
+    # Exactly `for` after the first evaluation that saw the series, on the 1 s grid; a
+    # `for` counted from the restart would be 5 s or more later.
+    client = promql.Client(server.url)
+    start = prometheus.align(went_high - timedelta(seconds=2), timedelta(seconds=1))
+    series = client.range(
+        "poll_cpu > 0.9", start=start, end=fired[0].started_at, step=timedelta(seconds=1)
+    )
+    first_true = min(at for one in series for at, _ in one.points)
+    assert fired[0].started_at - first_true == timedelta(seconds=10)
 
 
 @pytest.mark.timeout(90)

@@ -331,6 +331,27 @@ async def send(
     )
 
 
+async def send_batch(
+    client: Client,
+    batch: list[transitions.Transition],
+    *,
+    task_queue: str,
+    options: rio.ResourceOptions | None = None,
+) -> WorkflowHandle[Any, Any]:
+    """Signal-with-start with several transitions for one resource, as the dispatcher batches them."""
+    resource = batch[0].resource
+    _started.add(resources.resource_workflow_id(resource))
+    _started.update(resources.remediation_workflow_id(item.episode) for item in batch)
+    return await client.start_workflow(
+        contract.RESOURCE_WORKFLOW,
+        rio.ResourceWorkflowInput(resource=resource, options=options or rio.ResourceOptions()),
+        id=resources.resource_workflow_id(resource),
+        task_queue=task_queue,
+        start_signal=contract.SIGNAL_TRANSITIONS,
+        start_signal_args=[transitions.TransitionBatch(transitions=tuple(batch))],
+    )
+
+
 async def state(client: Client, resource: str) -> rio.ResourceState:
     """The resource workflow's state, by query."""
     handle = client.get_workflow_handle(

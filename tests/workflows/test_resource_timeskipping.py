@@ -326,3 +326,20 @@ async def test_idle_workflow_ends_only_after_its_cooldown_and_restarts_fresh(ts)
     assert fresh.result_run_id != handle.result_run_id
     assert (await _result(ts, again)).outcome is rio.Outcome.SUCCEEDED
     assert len(ts.acts.named(aio.RUN_COMMAND, resource)) == 2
+
+
+async def test_manual_run_closes_with_its_remediation_and_unknown_plan_is_recorded(ts):
+    """A 'homeostat run' episode ends when its plan does; a rule naming no known plan only records."""
+    plan = _plan(ts, "manual", "steps:\n  - {id: update, command: [apt-get, upgrade]}\n")
+    resource = "host/manual-1"
+    manual = fired(resource, plan=plan, rule=contract.MANUAL_RULE)
+    await _send(ts, manual)
+    assert (await _result(ts, manual)).outcome is rio.Outcome.SUCCEEDED
+    current = await until(ts.client, resource, lambda s: not s.episodes)
+    assert current.outcomes[-1].episode == manual.episode
+    unknown = fired(resource, plan="no-such-plan", at=timedelta(minutes=1))
+    await _send(ts, unknown)
+    current = await until(ts.client, resource, lambda s: len(s.episodes) == 1)
+    assert current.episodes[0].status is io.EpisodeStatus.OPEN
+    assert "no-such-plan" in current.episodes[0].note
+    assert ts.acts.steps(aio.RUN_COMMAND, resource) == ["update"]

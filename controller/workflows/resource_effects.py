@@ -1,0 +1,131 @@
+"""The resource workflow's calls around its episodes: load plans, clean up on resolve, publish.
+
+Kept apart from ``resource.py`` so the workflow class reads as the decisions it makes;
+these are the calls those decisions lead to.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import exceptions, workflow
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from controller.domain import resources
+    from controller.plans import spec, templates
+    from controller.workflows import activity_io as aio
+    from controller.workflows import ledger as ledger_module
+    from controller.workflows import resource_io as io
+
+KIND = SearchAttributeKey.for_keyword("HomeostatResourceKind")
+RESOURCE = SearchAttributeKey.for_keyword("HomeostatResource")
+PHASE = SearchAttributeKey.for_keyword("HomeostatPhase")
+RULE = SearchAttributeKey.for_keyword("HomeostatRule")
+SEVERITY = SearchAttributeKey.for_keyword("HomeostatSeverity")
+_QUICK = RetryPolicy(maximum_attempts=5, non_retryable_error_types=[aio.PERMANENT_ERROR])
+_QUICK_TIMEOUT = timedelta(minutes=1)
+
+
+async def load_plan(name: str) -> tuple[spec.Plan | None, str]:
+    """The plan called ``name``, or ``None`` and why not."""
+    try:
+        loaded = await workflow.execute_activity(
+            aio.LOAD_PLAN,
+            aio.LoadPlanInput(name=name),
+            result_type=aio.LoadPlanOutput,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_QUICK,
+        )
+    except exceptions.ActivityError as exc:
+        return None, f"plan {name!r} could not be loaded: {exc.cause or exc}"
+    if loaded.plan is None:
+        return None, f"plan {name!r}: {loaded.problem or 'not found'}"
+    return loaded.plan, ""
+
+
+async def on_resolve(resource: resources.ResourceKey, record: io.EpisodeRecord) -> None:
+    """Resolve the episode's page and ticket, as its plan says; failures are only logged."""
+    plan = record.on_resolve or spec.OnResolve()
+    context = aio.ActivityContext(
+        resource=resource,
+        episode=record.episode,
+        rule=record.fired.rule,
+        plan=record.fired.remediation or "",
+        step="on_resolve",
+    )
+    comment = templates.render(
+        plan.comment,
+        templates.Scope(
+            labels=record.fired.labels,
+            annotations=record.fired.annotations,
+            resource=resource,
+            episode=record.episode,
+            rule=record.fired.rule,
+            severity=record.fired.severity.value,
+        ),
+        strict=False,
+    )
+    calls: list[tuple[str, object]] = []
+    if record.page_dedup_key and plan.resolve_page:
+        calls.append(
+            (
+                aio.PAGE_RESOLVE,
+                aio.PageResolveInput(context=context, dedup_key=record.page_dedup_key),
+            )
+        )
+    if record.ticket_key and plan.ticket is spec.TicketOnResolve.RESOLVE:
+        ticket: object = aio.TicketResolveInput(
+            context=context, key=record.ticket_key, comment=comment
+        )
+        calls.append((aio.TICKET_RESOLVE, ticket))
+    elif record.ticket_key and plan.ticket is spec.TicketOnResolve.COMMENT:
+        ticket = aio.TicketCommentInput(context=context, key=record.ticket_key, body=comment)
+        calls.append((aio.TICKET_COMMENT, ticket))
+    for name, arg in calls:
+        try:
+            await workflow.execute_activity(
+                name, arg, start_to_close_timeout=_QUICK_TIMEOUT, retry_policy=_QUICK
+            )
+        except exceptions.ActivityError as exc:
+            workflow.logger.warning("%s for %s failed: %s", name, record.episode, exc.cause)
+
+
+def child_attributes(
+    resource: resources.ResourceKey, record: io.EpisodeRecord
+) -> TypedSearchAttributes:
+    """Search attributes of an episode's remediation workflow (set once, at its start)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(KIND, resources.resource_kind(resource)),
+            SearchAttributePair(RESOURCE, resource),
+            SearchAttributePair(RULE, record.fired.rule),
+            SearchAttributePair(SEVERITY, record.fired.severity.value),
+        ]
+    )
+
+
+def publish(book: ledger_module.Ledger) -> None:
+    """Update the phase, and upsert the search attributes that changed (each is an event)."""
+    book.phase = book.compute_phase(workflow.now())
+    focus = book.focus()
+    wanted = {
+        KIND: resources.resource_kind(book.resource),
+        RESOURCE: book.resource,
+        PHASE: book.phase.value,
+        RULE: focus.fired.rule if focus else None,
+        SEVERITY: focus.fired.severity.value if focus else None,
+    }
+    current = workflow.info().typed_search_attributes
+    updates = [
+        key.value_set(value) if value is not None else key.value_unset()
+        for key, value in wanted.items()
+        if current.get(key) != value
+    ]
+    if updates:
+        workflow.upsert_search_attributes(updates)
