@@ -20,6 +20,7 @@ from controller import __version__, errors, service
 from controller import settings as settings_module
 from controller.commands import resources as resource_commands
 from controller.commands import rules as rules_commands
+from controller.commands import run as run_command
 from controller.observability import logging as logging_setup
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is
 app.add_typer(config_app, name="config")
 app.add_typer(rules_commands.app, name="rules")
 app.add_typer(resource_commands.app, name="resource")
+app.command(name="run")(run_command.run)
 
 ConfigOption = Annotated[
     Path | None,

@@ -127,7 +127,7 @@ def run_rule_tests(
     paths: Annotated[
         list[Path], typer.Argument(help="Rule-test files, or folders of *.test.yaml.")
     ],
-    compare_promtool: Annotated[  # noqa: FBT002 - typer declares options as defaults
+    compare_promtool: Annotated[
         bool,
         typer.Option(
             "--promtool/--no-promtool",
@@ -209,7 +209,7 @@ def _promtool(parsed: list[rule_tests.TestFile]) -> dict[Path, promtool.Verdict]
 
 @app.command("schema")
 def schema_command(
-    write: Annotated[  # noqa: FBT002 - typer declares options as defaults
+    write: Annotated[
         bool, typer.Option("--write", help="Update the committed schema file.")
     ] = False,
 ) -> None:

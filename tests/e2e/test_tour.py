@@ -1,6 +1,8 @@
 """The README's five-minute tour, run against the shipped rules, plans and playbooks."""
 
+import asyncio
 import shutil
+import sys
 from pathlib import Path
 
 import homeostat
@@ -67,4 +69,47 @@ async def test_the_tour_runs_a_real_playbook_and_ends_the_episode(tmp_path, temp
 
         state = await homeostat.eventually(ended, timeout=30)
         assert state.outcomes[-1].outcome is remediation_io.Outcome.SUCCEEDED
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+
+
+async def _homeostat(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "controller",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+@pytest.mark.timeout(180)
+async def test_homeostat_run_starts_a_plan_by_hand(tmp_path, temporal_dev_server):
+    """`homeostat run PLAN RESOURCE` runs the plan as an episode and exits 0 on success; an unknown plan exits 2."""
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    config = homeostat.make_settings(
+        tmp_path,
+        temporal_dev_server.address,
+        rules={
+            "rules_dir": str(REPO / "rules"),
+            "remediations_dir": str(REPO / "remediations"),
+            "playbooks_dir": str(REPO / "playbooks"),
+        },
+        activities={"state_dir": str(tmp_path / "runs")},
+    )
+    path = str(tmp_path / "homeostat.yaml")
+    async with homeostat.running(config):
+        code, out, err = await _homeostat(
+            "run", "demo-cleanup", "host/manual-run", "--var", "host=127.0.0.1", "--config", path
+        )
+        assert code == 0, out + err
+        assert '"outcome": "succeeded"' in out
+        assert (
+            SCRATCH / "cleaned-127.0.0.1"
+        ).read_text() == "demo-cleanup run by hand for host/manual-run\n"
+        code, _, err = await _homeostat("run", "no-such-plan", "host/x", "--config", path)
+        assert code == 2
+        assert "no plan 'no-such-plan'" in err
     shutil.rmtree(SCRATCH, ignore_errors=True)
