@@ -155,7 +155,7 @@ def deny(
     reason: ReasonOption = "",
     config: ConfigOption = None,
 ) -> None:
-    """Deny the approval step; the plan aborts or escalates as it says."""
+    """Deny the approval step; the plan stops there."""
     _decide(
         contract.UPDATE_DENY,
         resource=resource,
