@@ -20,9 +20,8 @@ from typing import Any
 import pydantic
 
 from controller import errors
-from controller.domain import observations, resources
+from controller.domain import durations, observations, resources
 from controller.rules import (
-    durations,
     expressions,
     model,
     promql_labels,
@@ -221,7 +220,7 @@ class _FileContext:
             built = self.rule(rule, group=spec.name, path=(*path, "rules", index))
             if built is not None and rule.enabled:
                 rules.append(built)
-        interval = durations.parse(spec.interval) if spec.interval else None
+        interval = durations.parse_duration(spec.interval) if spec.interval else None
         return model.Group(name=spec.name, interval=interval, rules=tuple(rules))
 
     def salvage(self, data: Any) -> None:
@@ -256,7 +255,9 @@ class _FileContext:
         when = self.expression(spec.when, (*path, "when"), allowed)
         correlation = self._correlation(spec, path)
         count = (
-            model.Count(threshold=spec.count.threshold, within=durations.parse(spec.count.within))
+            model.Count(
+                threshold=spec.count.threshold, within=durations.parse_duration(spec.count.within)
+            )
             if spec.count is not None
             else None
         )
@@ -298,15 +299,15 @@ class _FileContext:
             when=when,
             correlation=correlation,
             count=count,
-            hold=durations.parse(spec.for_),
-            keep_firing_for=durations.parse(spec.keep_firing_for),
-            stale_after=durations.parse(spec.stale_after)
+            hold=durations.parse_duration(spec.for_),
+            keep_firing_for=durations.parse_duration(spec.keep_firing_for),
+            stale_after=durations.parse_duration(spec.stale_after)
             if spec.stale_after
             else model.DEFAULT_STALE_AFTER,
             resource=resource,
             remediation=spec.remediation,
             severity=spec.severity,
-            cooldown=durations.parse(spec.cooldown),
+            cooldown=durations.parse_duration(spec.cooldown),
             group_by=tuple(spec.group_by),
             labels=tuple((name, text) for name, text in labels if text is not None),
             annotations=tuple((name, text) for name, text in annotations if text is not None),
@@ -360,7 +361,7 @@ class _FileContext:
         return model.Correlation(
             combine=combine,
             conditions=tuple(item for item in compiled if item is not None),
-            within=durations.parse(spec.within),
+            within=durations.parse_duration(spec.within),
         )
 
     def expression(

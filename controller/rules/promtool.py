@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from controller import errors
-from controller.rules import durations, model, rule_tests, templates
+from controller.domain import durations
+from controller.rules import model, rule_tests, templates
 
 _VERDICT = re.compile(r"^Unit Testing:\s+(?P<file>.+?)\s*$")
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import pydantic
 
 from controller import errors
-from controller.domain import transitions
-from controller.rules import alerts, durations, engine, loader, model, schema, series, sourcemap
+from controller.domain import durations, transitions
+from controller.rules import alerts, engine, loader, model, schema, series, sourcemap
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """Engine time of a group's first sample, as in promtool."""
@@ -178,11 +178,11 @@ def write_series(files: Sequence[TestFile], write: Write) -> list[list[datetime]
     batch: list[tuple[dict[str, str], tuple[tuple[int, float], ...]]] = []
     offsets: list[list[datetime]] = []
     for test_file in files:
-        default = durations.parse(test_file.spec.evaluation_interval)
+        default = durations.parse_duration(test_file.spec.evaluation_interval)
         mine: list[datetime] = []
         for group in test_file.spec.tests:
             mine.append(EPOCH + GROUP_SPACING * (1 + sum(map(len, offsets)) + len(mine)))
-            step = durations.parse(group.interval) if group.interval else default
+            step = durations.parse_duration(group.interval) if group.interval else default
             base = _millis(mine[-1] - EPOCH)
             for item in group.input_series:
                 points = tuple(
@@ -209,15 +209,17 @@ def _run_group(
 ) -> None:
     spec = test_file.spec
     label = f"{group.name or 'test'}"
-    interval = durations.parse(spec.evaluation_interval)
+    interval = durations.parse_duration(spec.evaluation_interval)
     eng = engine.Engine(test_file.rule_set)
     prometheus_rules = [
         rule for rule in test_file.rule_set.rules.values() if rule.family is model.Family.PROMETHEUS
     ]
-    alert_tests = sorted(group.alert_rule_test, key=lambda item: durations.parse(item.eval_time))
-    expr_times = [durations.parse(item.eval_time) for item in group.promql_expr_test]
-    ends = [durations.parse(item.eval_time) for item in alert_tests] + expr_times
-    ends += [durations.parse(item.at) for item in group.exp_transitions or []]
+    alert_tests = sorted(
+        group.alert_rule_test, key=lambda item: durations.parse_duration(item.eval_time)
+    )
+    expr_times = [durations.parse_duration(item.eval_time) for item in group.promql_expr_test]
+    ends = [durations.parse_duration(item.eval_time) for item in alert_tests] + expr_times
+    ends += [durations.parse_duration(item.at) for item in group.exp_transitions or []]
     last = max(ends, default=timedelta(0))
     produced: list[transitions.Transition] = []
     pending = list(alert_tests)
@@ -226,7 +228,7 @@ def _run_group(
         for rule in prometheus_rules:
             samples = query(rule.expr or "", offset + moment)
             produced += eng.evaluate(rule.name, EPOCH + moment, samples)
-        while pending and durations.parse(pending[0].eval_time) < moment + interval:
+        while pending and durations.parse_duration(pending[0].eval_time) < moment + interval:
             test = pending.pop(0)
             outcome.checks += 1
             problem = _check_alerts(eng, test)
@@ -235,7 +237,7 @@ def _run_group(
         moment += interval
     for expr_test in group.promql_expr_test:
         outcome.checks += 1
-        at = offset + durations.parse(expr_test.eval_time)
+        at = offset + durations.parse_duration(expr_test.eval_time)
         problem = _check_expr(expr_test, query(expr_test.expr, at))
         if problem:
             outcome.failures.append(f"{label}: {problem}")
@@ -309,11 +311,11 @@ def _check_transitions(
 def _matches(item: TransitionSpec, actual: transitions.Transition) -> bool:
     if (item.kind, item.rule, item.resource) != (actual.kind, actual.rule, actual.resource):
         return False
-    if EPOCH + durations.parse(item.at) != actual.at:
+    if EPOCH + durations.parse_duration(item.at) != actual.at:
         return False
     if (
         item.started_at is not None
-        and EPOCH + durations.parse(item.started_at) != actual.started_at
+        and EPOCH + durations.parse_duration(item.started_at) != actual.started_at
     ):
         return False
     return item.remediation is None or item.remediation == actual.remediation

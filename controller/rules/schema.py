@@ -16,8 +16,7 @@ from typing import Annotated, Any
 
 import pydantic
 
-from controller.domain import transitions
-from controller.rules import durations
+from controller.domain import durations, transitions
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 """Where the committed JSON Schema lives."""
@@ -35,7 +34,7 @@ def _zero(value: object) -> object:
 
 
 def _check_duration(text: str) -> str:
-    durations.parse(text)
+    durations.parse_duration(text)
     return text
 
 

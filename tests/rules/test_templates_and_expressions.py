@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.rules import durations, expressions, templates
+from controller.domain import durations
+from controller.rules import expressions, templates
 
 ALL = frozenset({"labels", "body", "stream"})
 
@@ -64,17 +65,17 @@ def test_templates_never_run_code(text):
 )
 def test_durations(text, seconds):
     """Prometheus durations parse, and format back."""
-    assert durations.parse(text) == timedelta(seconds=seconds)
-    assert durations.parse(durations.format_duration(durations.parse(text))) == timedelta(
-        seconds=seconds
-    )
+    assert durations.parse_duration(text) == timedelta(seconds=seconds)
+    assert durations.parse_duration(
+        durations.format_duration(durations.parse_duration(text))
+    ) == timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize("text", ["", "5", "5 m", "1m1h", "-5m", "5M"])
 def test_bad_durations(text):
     """Malformed durations are rejected."""
     with pytest.raises(ValueError, match="is not a duration"):
-        durations.parse(text)
+        durations.parse_duration(text)
 
 
 def test_equalities_are_indexable():
