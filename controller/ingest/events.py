@@ -11,12 +11,19 @@ one source reads the other's events the same way. The format is recognised per m
 - any other JSON object: event time from the configured timestamp field (RFC 3339 or
   epoch seconds/milliseconds), else the transport's time; labels are the top-level
   string values.
+
+Kafka decodes every message here, so the per-message path avoids repeated work: JSON bytes
+skip ``json.loads``'s encoding sniffing when they are plainly UTF-8, an epoch time seen a
+moment ago is not converted again, and the transport's time is computed only when the
+event has none of its own.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +33,21 @@ from controller.domain import observations
 _CLOUDEVENTS_CONTEXT = ("type", "source", "subject", "id", "datacontenttype", "dataschema")
 _EPOCH_MILLIS_THRESHOLD = 10**11
 """An epoch number above this is taken as milliseconds (1973 in ms; year 5138 in s)."""
+_JSON = json.JSONDecoder()
+_SNIFFED = frozenset(b"\x00\xef\xfe\xff")
+"""First bytes that make ``json.loads`` look for a BOM or UTF-16/32 (NUL bytes)."""
+
+
+def loads(data: bytes) -> Any:
+    """``json.loads(data)``: the same value, or the same error, for any input.
+
+    ``json.loads`` first sniffs the encoding of bytes (a BOM, NUL bytes of UTF-16/32); when
+    the first two bytes rule all of that out it reads UTF-8, and so does this, directly.
+    Anything else goes to ``json.loads`` itself.
+    """
+    if type(data) is bytes and len(data) >= 2 and data[0] not in _SNIFFED and data[1]:  # noqa: PLR2004
+        return _JSON.decode(data.decode("utf-8", "surrogatepass"))
+    return json.loads(data)
 
 
 def decode(
@@ -33,7 +55,7 @@ def decode(
     *,
     source: observations.SourceKind,
     stream: str,
-    received_at: datetime,
+    received_at: datetime | Callable[[], datetime],
     timestamp_field: str = "timestamp",
 ) -> observations.Observation:
     """Turn one decoded JSON value into an observation.
@@ -42,7 +64,8 @@ def decode(
         event: the JSON value (must be an object).
         source: the kind of source it came from.
         stream: the Kafka topic or webhook stream.
-        received_at: the transport's time, used when the event carries none.
+        received_at: the transport's time, used when the event carries none; or a function
+            that returns it, called only then.
         timestamp_field: plain JSON: the field that holds the event time.
 
     Raises:
@@ -56,7 +79,7 @@ def decode(
     if "labels" in event and "name" in event and "value" in event:
         return _sample(event, source=source, stream=stream, received_at=received_at)
     stamp = event.get(timestamp_field)
-    at = received_at if stamp is None else parse_time(stamp, field=timestamp_field)
+    at = _received(received_at) if stamp is None else parse_time(stamp, field=timestamp_field)
     labels = {
         key: value
         for key, value in event.items()
@@ -95,7 +118,7 @@ def _sample(
     *,
     source: observations.SourceKind,
     stream: str,
-    received_at: datetime,
+    received_at: datetime | Callable[[], datetime],
 ) -> observations.Observation:
     labels = event["labels"]
     if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
@@ -106,7 +129,11 @@ def _sample(
         raise errors.PayloadError("value", f"not a number: {event['value']!r}") from None
     if math.isnan(value) and str(event["value"]).lower() != "nan":
         raise errors.PayloadError("value", "not a number")
-    at = parse_time(event["timestamp"], field="timestamp") if "timestamp" in event else received_at
+    at = (
+        parse_time(event["timestamp"], field="timestamp")
+        if "timestamp" in event
+        else _received(received_at)
+    )
     return observations.Observation(
         source=source,
         stream=stream,
@@ -123,14 +150,14 @@ def parse_time(value: Any, *, field: str) -> datetime:
     Raises:
         errors.PayloadError: the value is neither, or has no timezone.
     """
-    if isinstance(value, bool):
-        raise errors.PayloadError(field, "a time must be RFC 3339 text or epoch seconds")
-    if isinstance(value, int | float):
-        seconds = value / 1000 if abs(value) > _EPOCH_MILLIS_THRESHOLD else value
+    kind = type(value)
+    if kind is int or kind is float or (kind is not bool and isinstance(value, int | float)):
         try:
-            return datetime.fromtimestamp(seconds, tz=UTC)
+            return from_epoch(value)
         except (OverflowError, OSError, ValueError):
             raise errors.PayloadError(field, f"epoch time out of range: {value}") from None
+    if kind is bool:
+        raise errors.PayloadError(field, "a time must be RFC 3339 text or epoch seconds")
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -142,6 +169,23 @@ def parse_time(value: Any, *, field: str) -> datetime:
     raise errors.PayloadError(
         field, f"a time must be RFC 3339 text or epoch seconds, not {_kind(value)}"
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def from_epoch(value: float) -> datetime:
+    """Epoch seconds, or milliseconds above ``_EPOCH_MILLIS_THRESHOLD``, as aware UTC.
+
+    Events of one moment share their time: a recent conversion is reused.
+
+    Raises:
+        OverflowError, OSError, ValueError: out of ``datetime``'s range.
+    """
+    seconds = value / 1000 if abs(value) > _EPOCH_MILLIS_THRESHOLD else value
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _received(received_at: datetime | Callable[[], datetime]) -> datetime:
+    return received_at if isinstance(received_at, datetime) else received_at()
 
 
 def _kind(value: Any) -> str:

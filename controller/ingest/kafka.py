@@ -1,11 +1,15 @@
 """Kafka event streams: consume, decode, dead-letter, dispatch, and only then commit.
 
 kafka-python is blocking, so the consumer runs in its own thread and hands each polled
-batch to the pipeline on the event loop, waiting for the hand-off. While it waits it keeps
-polling with every partition paused, so the group does not evict it and nothing more is
-read: that is the back-pressure. Offsets are committed only after every transition of a
-batch was accepted by Temporal; a message that cannot be decoded goes to the dead-letter
-topic with the error in its headers, and the stream goes on.
+batch to the pipeline on the event loop. It reads and decodes the next batch while the
+loop evaluates and dispatches the previous one, then waits for that hand-off: one batch
+is in flight at most. While a hand-off takes long it keeps polling with every partition
+paused, so the group does not evict it and nothing more is read: that is the
+back-pressure. A batch's offsets are committed only after every transition of it was
+accepted by Temporal, without waiting for the broker's answer (a lost commit only means
+records read again, which the engine ignores as duplicates), and once more, waiting, on
+a clean stop; a message that cannot be decoded goes to the dead-letter topic with the
+error in its headers, and the stream goes on.
 
 On partition assignment the engine's state for those partitions is rebuilt: the consumer
 seeks back to the offset of ``now - rebuild_window`` (``offsets_for_times``) and re-reads
@@ -18,7 +22,10 @@ share the work through the consumer group without coordinating.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import json
+import operator
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -37,9 +44,13 @@ from controller.ingest import events, pipeline
 log = structlog.get_logger(__name__)
 
 _WAIT_POLL_MS = 200
+_IN_FLIGHT_POLL_MS = 50
+"""Poll timeout while a batch is in flight: its hand-off is confirmed soon after."""
 _HEARTBEAT_POLL_MS = 50
 _PATIENCE = timedelta(seconds=2)
 """How long a hand-off may take before the consumer pauses its partitions to wait."""
+_KAFKA = observations.SourceKind.KAFKA
+_AT = operator.attrgetter("at")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,9 +75,14 @@ class _Replay:
 
     until: dict[kafka.TopicPartition, int] = field(default_factory=dict)
 
-    def replaying(self, record: Any) -> bool:
-        limit = self.until.get(kafka.TopicPartition(record.topic, record.partition))
-        return limit is not None and record.offset < limit
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _InFlight:
+    """A batch handed to the pipeline: what to commit, and note, once it was handed off."""
+
+    handoff: futures.Future[Any] | None
+    offsets: dict[kafka.TopicPartition, kafka.OffsetAndMetadata]
+    times: dict[kafka.TopicPartition, datetime]
 
 
 class _Rebuild(kafka.ConsumerRebalanceListener):  # type: ignore[misc]
@@ -113,6 +129,7 @@ class KafkaSource:
         first assignment. A partition with nothing to read counts as caught up (the wall
         clock), so deadlines advance while the stream is quiet, but never past a backlog."""
         self._partition_times: dict[kafka.TopicPartition, datetime] = {}
+        self._in_flight: _InFlight | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; commits after each dispatched batch."""
@@ -134,22 +151,36 @@ class KafkaSource:
         try:
             self._consumer.subscribe(list(config.topics), listener=listener)
             while not stop.is_set():
-                polled = self._consumer.poll(timeout_ms=500)
+                busy = self._in_flight is not None
+                polled = self._consumer.poll(timeout_ms=_IN_FLIGHT_POLL_MS if busy else 500)
                 if listener.fresh:
+                    self._settle(stop)
                     fresh, listener.fresh = listener.fresh, set()
                     self.rebuild(sorted(fresh))
                     # Records already fetched for those partitions come again after the
                     # replay: the rebuild moved their position back.
                     polled = {tp: batch for tp, batch in polled.items() if tp not in fresh}
                     self.ready.set()
-                records = [record for batch in polled.values() for record in batch]
-                if records:
-                    self._handle(records, stop)
+                if polled:
+                    self._handle(polled, stop)
+                else:
+                    self._settle(stop)
                 self._advance_watermark()
+            self._settle(stop)
+            self._commit_on_stop()
         finally:
             self._consumer.close(autocommit=False)
             self._producer.close(timeout=5)
             log.info("kafka_stopped")
+
+    def _commit_on_stop(self) -> None:
+        """Commit, and wait for it: every record read was handed off."""
+        if self._consumer is None:
+            return
+        try:
+            self._consumer.commit(timeout_ms=int(_PATIENCE.total_seconds() * 1000))
+        except kafka.errors.KafkaError as exc:
+            log.warning("kafka_commit_failed", error=str(exc))
 
     def rebuild(self, partitions: list[kafka.TopicPartition]) -> None:
         """Seek ``partitions`` back by the rebuild window and mark the replay range."""
@@ -181,29 +212,54 @@ class KafkaSource:
                 to_offset=committed,
             )
 
-    def _handle(self, records: list[Any], stop: threading.Event) -> None:
+    def _handle(self, polled: dict[kafka.TopicPartition, list[Any]], stop: threading.Event) -> None:
+        """Decode ``polled`` and hand it off; then wait for the previous batch's hand-off."""
         replayed: list[observations.Observation] = []
         live: list[observations.Observation] = []
-        for record in records:
-            replaying = self._replay.replaying(record)
+        times: dict[kafka.TopicPartition, datetime] = {}
+        for tp, records in polled.items():
+            # Offsets grow within a partition: the replay range is a prefix of its records.
+            until = self._replay.until.get(tp)
+            split = 0
+            if until is not None:
+                while split < len(records) and records[split].offset < until:
+                    split += 1
             # A malformed message in the replay range was dead-lettered when first read.
-            observation = self._decode(record, dead_letter=not replaying)
-            if observation is None:
-                continue
-            (replayed if replaying else live).append(observation)
-            tp = kafka.TopicPartition(record.topic, record.partition)
-            seen = self._partition_times.get(tp)
-            self._partition_times[tp] = (
-                observation.at if seen is None else max(seen, observation.at)
-            )
+            replay = self._decode(records[:split], dead_letter=False) if split else []
+            fresh = self._decode(records[split:], dead_letter=True)
+            replayed += replay
+            live += fresh
+            latest = max(map(_AT, itertools.chain(replay, fresh)), default=None)
+            if latest is not None:
+                times[tp] = latest
         if replayed:
-            self._on_loop(self._rebuild_state(replayed), stop)
-        if live:
-            self._on_loop(self._pipe.ingest(live), stop)
+            self._wait(self._submit(self._rebuild_state(replayed)), stop)
+        handoff = self._submit(self._pipe.ingest(live)) if live else None
+        self._settle(stop)
+        last = {tp: records[-1] for tp, records in polled.items() if records}
+        self._in_flight = _InFlight(
+            handoff=handoff,
+            offsets={
+                tp: kafka.OffsetAndMetadata(record.offset + 1, "", record.leader_epoch)
+                for tp, record in last.items()
+            },
+            times=times,
+        )
+
+    def _settle(self, stop: threading.Event) -> None:
+        """Wait for the batch in flight to be handed off; then commit it, and note its times."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return
+        if batch.handoff is not None:
+            self._wait(batch.handoff, stop)
         if self._producer is not None:
-            self._producer.flush(timeout=30)
+            self._producer.flush(timeout=30)  # its dead letters, before its offsets
         if self._consumer is not None:
-            self._consumer.commit()
+            self._consumer.commit_async(offsets=batch.offsets, callback=_committed)
+        for tp, latest in batch.times.items():
+            seen = self._partition_times.get(tp)
+            self._partition_times[tp] = latest if seen is None else max(seen, latest)
 
     def _advance_watermark(self) -> None:
         consumer = self._consumer
@@ -211,8 +267,10 @@ class KafkaSource:
             return
         now = self._clock()
         times = []
+        reading = self._in_flight.offsets if self._in_flight is not None else {}
         for tp in consumer.assignment():
-            if self._caught_up(consumer, tp):
+            # A partition with records in flight is not caught up before they were evaluated.
+            if tp not in reading and self._caught_up(consumer, tp):
                 self._partition_times[tp] = now
             seen = self._partition_times.get(tp)
             if seen is None:
@@ -235,16 +293,19 @@ class KafkaSource:
     async def _rebuild_state(self, batch: list[observations.Observation]) -> None:
         self._pipe.evaluate(batch)
 
-    def _on_loop(self, work: Any, stop: threading.Event) -> None:
-        """Run ``work`` on the event loop and wait for it.
+    def _submit(self, work: Any) -> futures.Future[Any]:
+        """Schedule ``work`` on the event loop, after everything scheduled before it."""
+        return asyncio.run_coroutine_threadsafe(work, self._loop)
+
+    def _wait(self, handoff: futures.Future[Any], stop: threading.Event) -> None:
+        """Wait for ``handoff``.
 
         A hand-off that takes longer than ``_PATIENCE`` (Temporal down, dispatcher full)
         pauses every partition and keeps polling, so the group keeps this member while
         nothing more is read.
         """
-        future = asyncio.run_coroutine_threadsafe(work, self._loop)
         try:
-            future.result(timeout=_PATIENCE.total_seconds())
+            handoff.result(timeout=_PATIENCE.total_seconds())
         except futures.TimeoutError:
             pass
         else:
@@ -255,10 +316,10 @@ class KafkaSource:
         try:
             while True:
                 try:
-                    future.result(timeout=_WAIT_POLL_MS / 1000)
+                    handoff.result(timeout=_WAIT_POLL_MS / 1000)
                 except futures.TimeoutError:
                     if stop.is_set():
-                        future.cancel()
+                        handoff.cancel()
                         raise
                     consumer.poll(timeout_ms=_HEARTBEAT_POLL_MS)
                 else:
@@ -266,24 +327,29 @@ class KafkaSource:
         finally:
             consumer.resume(*consumer.paused())
 
-    def _decode(self, record: Any, *, dead_letter: bool) -> observations.Observation | None:
-        received = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
-        try:
+    def _decode(self, records: list[Any], *, dead_letter: bool) -> list[observations.Observation]:
+        """The observations of ``records``; the malformed ones are dead-lettered, or skipped."""
+        found: list[observations.Observation] = []
+        timestamp_field = self._config.timestamp_field
+        for record in records:
             try:
-                value = json.loads(record.value)
-            except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
-                raise errors.PayloadError("(message)", f"not valid JSON: {exc}") from None
-            return events.decode(
-                value,
-                source=observations.SourceKind.KAFKA,
-                stream=record.topic,
-                received_at=received,
-                timestamp_field=self._config.timestamp_field,
-            )
-        except errors.PayloadError as exc:
-            if dead_letter:
-                self._dead_letter(record, exc)
-            return None
+                try:
+                    value = events.loads(record.value)
+                except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+                    raise errors.PayloadError("(message)", f"not valid JSON: {exc}") from None
+                found.append(
+                    events.decode(
+                        value,
+                        source=_KAFKA,
+                        stream=record.topic,
+                        received_at=functools.partial(_received_at, record.timestamp),
+                        timestamp_field=timestamp_field,
+                    )
+                )
+            except errors.PayloadError as exc:
+                if dead_letter:
+                    self._dead_letter(record, exc)
+        return found
 
     def _dead_letter(self, record: Any, error: errors.PayloadError) -> None:
         log.warning(
@@ -311,6 +377,17 @@ class KafkaSource:
             key=record.key,
             headers=headers,
         )
+
+
+def _committed(offsets: Any, response: Any) -> None:
+    """Log a commit that failed; the next one covers its offsets."""
+    if isinstance(response, Exception):
+        log.warning("kafka_commit_failed", partitions=len(offsets), error=str(response))
+
+
+def _received_at(timestamp_ms: int) -> datetime:
+    """A record's broker or producer timestamp as aware UTC."""
+    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
 
 
 def start_thread(

@@ -8,6 +8,7 @@ it returned: by then Temporal accepted every transition the observations produce
 from __future__ import annotations
 
 import collections
+import operator
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from controller import dispatch
 from controller.domain import observations, transitions
 
 log = structlog.get_logger(__name__)
+_SOURCE = operator.attrgetter("source")
 
 
 class Engine(Protocol):
@@ -77,9 +79,8 @@ class Pipeline:
         """
         found = self.evaluate(batch)
         if self._metrics is not None:
-            sources = collections.Counter(observation.source.value for observation in batch)
-            for source, count in sources.items():
-                self._metrics.observations.labels(source=source).inc(count)
+            for source, count in collections.Counter(map(_SOURCE, batch)).items():
+                self._metrics.observations.labels(source=source.value).inc(count)
         await self.send(found, deadline=deadline)
         return found
 

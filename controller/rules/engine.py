@@ -94,6 +94,7 @@ class _Runtime:
         "alertmanager",
         "due",
         "episodes",
+        "filtered",
         "horizon",
         "implied",
         "key_labels",
@@ -124,6 +125,8 @@ class _Runtime:
         """Whether the index lookup alone decides ``match``."""
         self.plain = rule.count is None and rule.correlation is None
         """Whether an event's truth is its ``when`` alone (no window)."""
+        self.filtered = (rule.match is not None and not self.implied) or not self.plain
+        """Whether an event needs expressions evaluated to know that it is the rule's."""
         self.key_labels: tuple[str, ...] | None = None
         self.keys: dict[tuple[str, ...], _Condition | None] = {}
         self._key_by_labels(rule)
@@ -395,7 +398,7 @@ class Engine:
             "body": observation.body,
             "stream": observation.stream,
         }
-        matched = self._matched(runtime, variables)
+        matched = self._matched(runtime, variables) if runtime.filtered else []
         if matched is None:
             return []
         # Without a window the truth is ``when`` alone (pure): known before the state is.
@@ -498,7 +501,11 @@ class Engine:
 
     @staticmethod
     def _condition(runtime: _Runtime, observation: observations.Observation) -> _Condition | None:
-        """The condition an event belongs to; ``None`` if its resource is not a valid key."""
+        """The condition an event belongs to; ``None`` if its resource is not a valid key.
+
+        Rendered conditions are cached by the label values they are rendered from, when the
+        resource template reads labels only.
+        """
         labels = observation.labels
         names = runtime.key_labels
         values: tuple[str, ...] = ()
@@ -564,11 +571,11 @@ def _forgettable(tracked: _Tracked, now: datetime, horizon: timedelta) -> bool:
 class _Index:
     """Rules by source, then by one label equality of their ``match``."""
 
-    __slots__ = ("_keyed", "_order", "_plain")
+    __slots__ = ("_order", "_sources")
 
     def __init__(self, runtimes: Iterable[_Runtime]) -> None:
-        self._plain: dict[observations.SourceKind, list[_Runtime]] = collections.defaultdict(list)
-        self._keyed: dict[observations.SourceKind, dict[str, dict[str, list[_Runtime]]]] = (
+        plain: dict[observations.SourceKind, list[_Runtime]] = collections.defaultdict(list)
+        keyed: dict[observations.SourceKind, dict[str, dict[str, list[_Runtime]]]] = (
             collections.defaultdict(dict)
         )
         self._order: dict[str, int] = {}
@@ -580,26 +587,37 @@ class _Index:
             equalities = rule.match.equalities if rule.match is not None else ()
             if equalities:
                 name, value = equalities[0]
-                by_value = self._keyed[rule.source].setdefault(name, {})
+                by_value = keyed[rule.source].setdefault(name, {})
                 by_value.setdefault(value, []).append(runtime)
             else:
-                self._plain[rule.source].append(runtime)
+                plain[rule.source].append(runtime)
+        self._sources: dict[
+            observations.SourceKind,
+            tuple[tuple[_Runtime, ...], tuple[tuple[str, dict[str, tuple[_Runtime, ...]]], ...]],
+        ] = {
+            source: (
+                tuple(plain.get(source, ())),
+                tuple(
+                    (name, {value: tuple(found) for value, found in by_value.items()})
+                    for name, by_value in keyed.get(source, {}).items()
+                ),
+            )
+            for source in {*plain, *keyed}
+        }
 
     def candidates(self, observation: observations.Observation) -> Sequence[_Runtime]:
-        """The rules that could match ``observation``, in rule-set order (do not modify)."""
-        source = observation.source
-        found: Sequence[_Runtime] = self._plain.get(source, ())
-        keyed = self._keyed.get(source)
-        if not keyed:
-            return found
+        """The rules that could match ``observation``, in rule-set order."""
+        entry = self._sources.get(observation.source)
+        if entry is None:
+            return ()
+        found, keyed = entry
         labels = observation.labels
-        merged = False
-        for name, by_value in keyed.items():
+        for name, by_value in keyed:
             value = labels.get(name)
             hits = by_value.get(value, ()) if value is not None else ()
             if hits:
-                merged = bool(found)
-                found = [*found, *hits] if merged else hits
-        if merged:
-            found = sorted(found, key=lambda runtime: self._order[runtime.rule.name])
+                found = tuple(sorted((*found, *hits), key=self._position)) if found else hits
         return found
+
+    def _position(self, runtime: _Runtime) -> int:
+        return self._order[runtime.rule.name]
