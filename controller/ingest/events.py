@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import functools
 import json
+import json.scanner
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from controller import errors
 from controller.domain import observations
@@ -34,6 +35,8 @@ _CLOUDEVENTS_CONTEXT = ("type", "source", "subject", "id", "datacontenttype", "d
 _EPOCH_MILLIS_THRESHOLD = 10**11
 """An epoch number above this is taken as milliseconds (1973 in ms; year 5138 in s)."""
 _JSON = json.JSONDecoder()
+_SCAN = json.scanner.make_scanner(cast("Any", _JSON))  # typeshed: any decoder-like context
+"""The scanner that ``_JSON.decode`` calls after skipping whitespace."""
 _SNIFFED = frozenset(b"\x00\xef\xfe\xff")
 """First bytes that make ``json.loads`` look for a BOM or UTF-16/32 (NUL bytes)."""
 
@@ -42,12 +45,23 @@ def loads(data: bytes) -> Any:
     """``json.loads(data)``: the same value, or the same error, for any input.
 
     ``json.loads`` first sniffs the encoding of bytes (a BOM, NUL bytes of UTF-16/32); when
-    the first two bytes rule all of that out it reads UTF-8, and so does this, directly.
-    Anything else goes to ``json.loads`` itself.
+    the first two bytes rule all of that out it reads UTF-8, and so does this, directly. A
+    text that is one object, with no whitespace around it, goes straight to the scanner
+    that ``json.loads`` would call after skipping whitespace. Anything else takes
+    ``json.loads``'s own path.
     """
-    if type(data) is bytes and len(data) >= 2 and data[0] not in _SNIFFED and data[1]:  # noqa: PLR2004
-        return _JSON.decode(data.decode("utf-8", "surrogatepass"))
-    return json.loads(data)
+    if type(data) is not bytes or len(data) < 2 or data[0] in _SNIFFED or not data[1]:  # noqa: PLR2004
+        return json.loads(data)
+    text = data.decode("utf-8", "surrogatepass")
+    if text[0] == "{" and text[-1] == "}":
+        try:
+            value, end = _SCAN(text, 0)
+        except StopIteration:
+            pass  # not a value: the full path raises json.loads's error
+        else:
+            if end == len(text):
+                return value
+    return _JSON.decode(text)
 
 
 def decode(

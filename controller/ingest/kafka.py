@@ -2,14 +2,15 @@
 
 kafka-python is blocking, so the consumer runs in its own thread and hands each polled
 batch to the pipeline on the event loop. It reads and decodes the next batch while the
-loop evaluates and dispatches the previous one, then waits for that hand-off: one batch
-is in flight at most. While a hand-off takes long it keeps polling with every partition
-paused, so the group does not evict it and nothing more is read: that is the
-back-pressure. A batch's offsets are committed only after every transition of it was
-accepted by Temporal, without waiting for the broker's answer (a lost commit only means
-records read again, which the engine ignores as duplicates), and once more, waiting, on
-a clean stop; a message that cannot be decoded goes to the dead-letter topic with the
-error in its headers, and the stream goes on.
+loop evaluates and dispatches the previous one, queues it behind that one and only then
+waits for the previous hand-off, so the loop never holds more than two batches. While a
+hand-off takes long it keeps polling with every partition paused, so the group does not
+evict it and nothing more is read: that is the back-pressure. A batch's offsets are
+committed only after every transition of it was accepted by Temporal, without waiting
+for the broker's answer (a lost commit only means records read again, which the engine
+ignores as duplicates), and once more, waiting, on a clean stop; a message that cannot
+be decoded goes to the dead-letter topic with the error in its headers, and the stream
+goes on.
 
 On partition assignment the engine's state for those partitions is rebuilt: the consumer
 seeks back to the offset of ``now - rebuild_window`` (``offsets_for_times``) and re-reads
@@ -122,6 +123,8 @@ class KafkaSource:
         self._replay = _Replay()
         self._consumer: kafka.KafkaConsumer | None = None
         self._producer: kafka.KafkaProducer | None = None
+        self._unflushed = False
+        """Whether dead letters were sent since the producer was last flushed."""
         self.ready = threading.Event()
         """Set once the first partitions were assigned and rebuilt."""
         self.watermark: datetime | None = None
@@ -130,6 +133,8 @@ class KafkaSource:
         clock), so deadlines advance while the stream is quiet, but never past a backlog."""
         self._partition_times: dict[kafka.TopicPartition, datetime] = {}
         self._in_flight: _InFlight | None = None
+        self._handed_off: dict[kafka.TopicPartition, kafka.OffsetAndMetadata] = {}
+        """Per partition, the offset after the last record handed off."""
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; commits after each dispatched batch."""
@@ -174,11 +179,14 @@ class KafkaSource:
             log.info("kafka_stopped")
 
     def _commit_on_stop(self) -> None:
-        """Commit, and wait for it: every record read was handed off."""
-        if self._consumer is None:
+        """Commit what was handed off once more, and wait for it: async commits may be lost."""
+        if self._consumer is None or not self._handed_off:
             return
         try:
-            self._consumer.commit(timeout_ms=int(_PATIENCE.total_seconds() * 1000))
+            self._consumer.commit(
+                offsets=dict(self._handed_off),
+                timeout_ms=int(_PATIENCE.total_seconds() * 1000),
+            )
         except kafka.errors.KafkaError as exc:
             log.warning("kafka_commit_failed", error=str(exc))
 
@@ -253,10 +261,12 @@ class KafkaSource:
             return
         if batch.handoff is not None:
             self._wait(batch.handoff, stop)
-        if self._producer is not None:
+        if self._producer is not None and self._unflushed:
             self._producer.flush(timeout=30)  # its dead letters, before its offsets
+            self._unflushed = False
         if self._consumer is not None:
             self._consumer.commit_async(offsets=batch.offsets, callback=_committed)
+        self._handed_off.update(batch.offsets)
         for tp, latest in batch.times.items():
             seen = self._partition_times.get(tp)
             self._partition_times[tp] = latest if seen is None else max(seen, latest)
@@ -371,6 +381,7 @@ class KafkaSource:
             ("homeostat-source-partition", str(record.partition).encode()),
             ("homeostat-source-offset", str(record.offset).encode()),
         ]
+        self._unflushed = True
         self._producer.send(
             self._config.dead_letter_topic,
             value=record.value if record.value is not None else b"",

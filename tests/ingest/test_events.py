@@ -1,6 +1,9 @@
+import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller import errors
 from controller.domain.observations import SourceKind
@@ -98,3 +101,65 @@ def test_naive_time_is_rejected():
     with pytest.raises(errors.PayloadError) as caught:
         _decode({"timestamp": "2026-11-22T12:00:00"})
     assert caught.value.field == "timestamp"
+
+
+def test_the_transport_time_may_be_given_lazily():
+    """A function for the transport time is called only for an event without its own time."""
+    calls = []
+
+    def received():
+        calls.append(1)
+        return NOW
+
+    kw = {"source": SourceKind.KAFKA, "stream": "t", "received_at": received}
+    assert events.decode({"timestamp": 1_795_000_000, "host": "a"}, **kw).at != NOW
+    assert calls == []
+    assert events.decode({"host": "a"}, **kw).at == NOW
+    assert calls == [1]
+
+
+def test_epoch_times_out_of_range_are_rejected_every_time():
+    """An epoch time datetime cannot hold is rejected on every message, not only the first."""
+    for _ in range(2):
+        with pytest.raises(errors.PayloadError, match="out of range"):
+            _decode({"timestamp": 10**20})
+
+
+def _outcome(call, data):
+    try:
+        return ("value", repr(call(data)))  # repr: NaN equals itself
+    except Exception as exc:  # noqa: BLE001 - the error itself is what is compared
+        return ("error", type(exc), str(exc))
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    value=_JSON_VALUES,
+    before=st.sampled_from(["", " ", "\n\t"]),
+    after=st.sampled_from(["", " ", "\r\n", "x", "}", " {}"]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32-be"]),
+)
+def test_loads_reads_json_exactly_as_json_loads(value, before, after, encoding):
+    """Kafka's JSON decoding gives json.loads's value, or its very error, for any body."""
+    text = before + json.dumps(value, ensure_ascii=False) + after
+    data = text.encode(encoding, "surrogatepass")
+    assert _outcome(events.loads, data) == _outcome(json.loads, data)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.binary(max_size=24) | st.builds(lambda b: b"{" + b + b"}", st.binary(max_size=12)))
+def test_loads_fails_exactly_as_json_loads_on_any_bytes(data):
+    """Arbitrary bytes give json.loads's value or its very error (broken UTF-8 included)."""
+    assert _outcome(events.loads, data) == _outcome(json.loads, data)
+
+
+def test_loads_rejects_what_is_not_bytes_as_json_loads_does():
+    """A tombstone (no value) fails with json.loads's TypeError."""
+    assert _outcome(events.loads, None) == _outcome(json.loads, None)

@@ -227,3 +227,56 @@ def test_silenced_episode_that_ends_is_never_announced(make_rules):
         model.Silence(name="all", match=match, starts_at=at(0), ends_at=at(0) + timedelta(hours=1))
     )
     assert feed(eng, [lag(0, 500), lag(10, 1), at(100)]) == []
+
+
+def test_an_event_late_behind_a_false_one_is_ignored(make_rules):
+    """A true event older than a false one already seen on its condition is late, not pending."""
+    eng = build(make_rules)
+    assert feed(eng, [lag(60, 50), lag(30, 500), at(100)]) == []
+    assert eng.stats["late"] == 1
+    assert feed(eng, [lag(61, 500), at(121)]) == [(FIRED, at(121))]
+
+
+def test_a_false_event_ends_what_is_pending(make_rules):
+    """A false event resets a pending condition; for starts again with the next true one."""
+    eng = build(make_rules)
+    assert feed(eng, [lag(0, 500), lag(30, 50), lag(40, 500), at(99)]) == []
+    assert feed(eng, [at(100)]) == [(FIRED, at(100))]
+
+
+BODY_RESOURCE = """\
+groups:
+  - name: events
+    rules:
+      - name: Disk
+        source: kafka
+        match: labels.kind == 'disk'
+        when: body.used > 90
+        resource: host/{{ body.host.name }}
+"""
+
+
+def disk(seconds, host, used):
+    return observations.Observation(
+        source=observations.SourceKind.KAFKA,
+        stream="disks",
+        at=at(seconds),
+        labels={"kind": "disk"},
+        body={"host": {"name": host}, "used": used},
+    )
+
+
+def test_a_resource_rendered_from_the_body(make_rules):
+    """A resource template that reads the body tells events with the same labels apart."""
+    eng = engine.Engine(make_rules(BODY_RESOURCE))
+    fired = eng.observe(disk(0, "db-1", 95)) + eng.observe(disk(0, "db-2", 95))
+    assert [t.resource for t in fired] == ["host/db-1", "host/db-2"]
+    assert eng.observe(disk(1, "db-1", 10))[0].kind == RESOLVED
+
+
+def test_events_without_a_valid_resource_are_counted_every_time(make_rules):
+    """An event whose resource renders to no valid key is dropped and counted, each time."""
+    eng = build(make_rules, hold="0")
+    feed(eng, [lag(0, 500, group="not a name"), lag(1, 500, group="not a name")])
+    assert eng.stats["invalid_resource"] == 2
+    assert eng.firing("Lag") == []
