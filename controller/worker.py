@@ -34,11 +34,13 @@ def activities_config(settings: settings_module.Settings) -> activities.Activiti
     if ui_url is None and temporal.address is None and temporal.ui:
         ui_url = f"http://{temporal.embedded_host}:{temporal.ui_port}"
     return activities.ActivitiesConfig(
-        remediations_dir=settings.rules.remediations_dir,
-        playbooks_dir=settings.rules.playbooks_dir,
-        state_dir=settings.activities.state_dir,
+        # Absolute: ansible-runner runs ansible-playbook from the playbooks folder, where a
+        # relative inventory or run directory would name another place.
+        remediations_dir=settings.rules.remediations_dir.resolve(),
+        playbooks_dir=settings.rules.playbooks_dir.resolve(),
+        state_dir=settings.activities.state_dir.resolve(),
         ansible=activities.AnsibleConfig(
-            inventory=settings.ansible.inventory,
+            inventory=settings.ansible.inventory.resolve() if settings.ansible.inventory else None,
             batch_size=settings.ansible.batch_size,
             forks=settings.ansible.forks,
             parallel_runs=settings.ansible.parallel_runs,

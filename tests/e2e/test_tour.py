@@ -18,19 +18,25 @@ TOKEN = "demo"
 
 
 @pytest.mark.timeout(180)
-async def test_the_tour_runs_a_real_playbook_and_ends_the_episode(tmp_path, temporal_dev_server):
+async def test_the_tour_runs_a_real_playbook_and_ends_the_episode(
+    tmp_path, temporal_dev_server, monkeypatch
+):
     """A disk-full event runs the demo-cleanup playbook for the host; the all-clear event ends the episode."""
     shutil.rmtree(SCRATCH, ignore_errors=True)
+    # Relative folders, as `make run` has them: the shipped ones, seen from the working dir.
+    for folder in ("rules", "remediations", "playbooks"):
+        (tmp_path / folder).symlink_to(REPO / folder)
+    monkeypatch.chdir(tmp_path)
     config = homeostat.make_settings(
         tmp_path,
         temporal_dev_server.address,
         rules={
-            "rules_dir": str(REPO / "rules"),
-            "remediations_dir": str(REPO / "remediations"),
-            "playbooks_dir": str(REPO / "playbooks"),
+            "rules_dir": "rules",
+            "remediations_dir": "remediations",
+            "playbooks_dir": "playbooks",
         },
         webhooks={"bearer_token": TOKEN},
-        activities={"state_dir": str(tmp_path / "runs")},
+        activities={"state_dir": ".homeostat/runs"},
     )
     temporal = await homeostat.client(temporal_dev_server.address)
     async with homeostat.running(config) as endpoints, httpx.AsyncClient(timeout=30) as http:
