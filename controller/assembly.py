@@ -139,6 +139,13 @@ def _batch(batch: Sequence[transitions.Transition]) -> transitions.TransitionBat
     return transitions.TransitionBatch(transitions=tuple(batch))
 
 
+def temporal_sender(client: temporal_client.Client, task_queue: str) -> dispatch.TemporalSender:
+    """Signal-with-start of ResourceWorkflow with a transition batch: the one hand-off."""
+    return dispatch.TemporalSender(
+        client, task_queue=task_queue, start_input=_start_input, signal_arg=_batch
+    )
+
+
 @dataclass
 class Ingest:
     """Everything between the sources and Temporal, and the tasks that keep it running."""
@@ -263,14 +270,8 @@ def build_ingest(
     rule_set = load_rules(settings)
     metrics.rules_loaded.set(len(rule_set.rules))
     engine = engine_module.Engine(rule_set, clock=clock)
-    sender = dispatch.TemporalSender(
-        client,
-        task_queue=settings.temporal.task_queue,
-        start_input=_start_input,
-        signal_arg=_batch,
-    )
     dispatcher = dispatch.Dispatcher(
-        sender,
+        temporal_sender(client, settings.temporal.task_queue),
         metrics=metrics,
         max_in_flight=settings.dispatch.max_in_flight,
         max_pending=settings.dispatch.max_pending,

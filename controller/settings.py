@@ -63,6 +63,12 @@ class TemporalSettings(_Group):
         default=None,
         description="Temporal Web UI URL for links in pages and tickets; default: the embedded UI",
     )
+
+    @property
+    def client_address(self) -> str:
+        """Where clients connect: ``address``, or the embedded server's frontend."""
+        return self.address or f"{self.embedded_host}:{self.embedded_port}"
+
     max_cached_workflows: int = pydantic.Field(
         default=2000, ge=0, description="workflows a worker keeps in memory (size to active ones)"
     )

@@ -20,10 +20,10 @@ import typer
 from temporalio import client as temporal_client
 from temporalio import service as temporal_service
 
-from controller import errors
+from controller import errors, service
 from controller import settings as settings_module
 from controller.domain import contract, durations, resources
-from controller.workflows import converter, resource_io
+from controller.workflows import resource_io
 
 app = typer.Typer(
     help="Inspect and steer one resource's workflow: state, approvals, silences, pauses.",
@@ -40,11 +40,6 @@ ByOption = Annotated[str, typer.Option("--by", help="Who acts (recorded in the h
 ReasonOption = Annotated[str, typer.Option("--reason", "-m", help="Why (recorded).")]
 
 
-def _address(settings: settings_module.Settings) -> str:
-    temporal = settings.temporal
-    return temporal.address or f"{temporal.embedded_host}:{temporal.embedded_port}"
-
-
 def _run(
     config: Path | None,
     resource: str,
@@ -58,15 +53,7 @@ def _run(
         raise typer.Exit(2) from None
 
     async def call() -> Result:
-        temporal = settings.temporal
-        api_key = temporal.api_key.get_secret_value() if temporal.api_key else None
-        client = await temporal_client.Client.connect(
-            _address(settings),
-            namespace=temporal.namespace,
-            api_key=api_key,
-            tls=api_key is not None,
-            data_converter=converter.DATA_CONVERTER,
-        )
+        client = await service.connect(settings.temporal, settings.temporal.client_address)
         return await action(client.get_workflow_handle(resources.resource_workflow_id(key)))
 
     try:
@@ -86,8 +73,8 @@ def _run(
         cause = exc.cause if isinstance(exc, temporal_client.WorkflowUpdateFailedError) else exc
         typer.echo(f"homeostat: refused by the workflow: {cause}", err=True)
         raise typer.Exit(1) from None
-    except RuntimeError as exc:
-        typer.echo(f"homeostat: cannot reach Temporal at {_address(settings)}: {exc}", err=True)
+    except errors.DependencyError as exc:
+        typer.echo(f"homeostat: {exc}", err=True)
         raise typer.Exit(1) from None
 
 

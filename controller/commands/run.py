@@ -18,11 +18,11 @@ from typing import Annotated
 import typer
 from temporalio import client as temporal_client
 
-from controller import dispatch, errors
+from controller import assembly, errors, service
 from controller import settings as settings_module
 from controller.domain import contract, resources, transitions
 from controller.plans import loader as plans_loader
-from controller.workflows import converter, remediation_io, resource_io
+from controller.workflows import remediation_io, resource_io
 
 _NOT_RUN = {
     resource_io.EpisodeStatus.SKIPPED,
@@ -86,8 +86,8 @@ def run(
     )
     try:
         outcome = asyncio.run(_start(settings, fired, wait=wait, wait_seconds=timeout))
-    except RuntimeError as exc:
-        typer.echo(f"homeostat: cannot reach Temporal: {exc}", err=True)
+    except errors.DependencyError as exc:
+        typer.echo(f"homeostat: {exc}", err=True)
         raise typer.Exit(1) from None
     raise typer.Exit(0 if outcome in {None, remediation_io.Outcome.SUCCEEDED} else 1)
 
@@ -99,22 +99,8 @@ async def _start(
     wait: bool,
     wait_seconds: int,
 ) -> remediation_io.Outcome | None:
-    temporal = settings.temporal
-    api_key = temporal.api_key.get_secret_value() if temporal.api_key else None
-    client = await temporal_client.Client.connect(
-        temporal.address or f"{temporal.embedded_host}:{temporal.embedded_port}",
-        namespace=temporal.namespace,
-        api_key=api_key,
-        tls=api_key is not None,
-        data_converter=converter.DATA_CONVERTER,
-    )
-    sender = dispatch.TemporalSender(
-        client,
-        task_queue=temporal.task_queue,
-        start_input=lambda key: resource_io.ResourceWorkflowInput(resource=key),
-        signal_arg=lambda batch: transitions.TransitionBatch(transitions=tuple(batch)),
-    )
-    await sender(fired.resource, [fired])
+    client = await service.connect(settings.temporal, settings.temporal.client_address)
+    await assembly.temporal_sender(client, settings.temporal.task_queue)(fired.resource, [fired])
     child = resources.remediation_workflow_id(fired.episode)
     typer.echo(f"episode {fired.episode} sent to {resources.resource_workflow_id(fired.resource)}")
     if not wait:
