@@ -11,6 +11,7 @@ ResourceKey = NewType("ResourceKey", str)
 EpisodeId = NewType("EpisodeId", str)
 """A firing episode, deterministic from (rule, resource, episode start)."""
 
+_BAD_SEGMENTS = frozenset({"", ".", ".."})
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}/[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,254}$")
 
 
@@ -24,6 +25,14 @@ def parse_resource_key(text: str) -> ResourceKey:
         raise ValueError(
             f"resource {text!r} is not 'kind/name' (kind: lower-case letters, digits, '_.-'; "
             "name: letters, digits, '_.:@/-'; at most 320 characters)"
+        )
+    # The name may have '/'-separated segments, but no empty, '.' or '..' one: such a key
+    # would name another resource in any path or URL built from it (and look like one).
+    segments = text.split("/")
+    if any(segment in _BAD_SEGMENTS for segment in segments):
+        raise ValueError(
+            f"resource {text!r} has an empty, '.' or '..' segment ('//', '/./', '/../' or "
+            "a trailing '/'); refused"
         )
     return ResourceKey(text)
 

@@ -338,28 +338,46 @@ class KafkaSource:
             consumer.resume(*consumer.paused())
 
     def _decode(self, records: list[Any], *, dead_letter: bool) -> list[observations.Observation]:
-        """The observations of ``records``; the malformed ones are dead-lettered, or skipped."""
+        """The observations of ``records``; the malformed ones are dead-lettered, or skipped.
+
+        No message can stop the stream: whatever one raises while it is decoded (a
+        ``PayloadError``, or a ``RecursionError``, ``ValueError`` or ``OverflowError`` out of
+        the JSON decoder or a conversion) is that message's own failure. In the replay range
+        (``dead_letter=False``) it was dead-lettered when first read, and is skipped.
+        """
         found: list[observations.Observation] = []
-        timestamp_field = self._config.timestamp_field
         for record in records:
             try:
-                try:
-                    value = events.loads(record.value)
-                except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
-                    raise errors.PayloadError("(message)", f"not valid JSON: {exc}") from None
-                found.append(
-                    events.decode(
-                        value,
-                        source=_KAFKA,
-                        stream=record.topic,
-                        received_at=functools.partial(_received_at, record.timestamp),
-                        timestamp_field=timestamp_field,
-                    )
-                )
+                found.append(self._decode_one(record))
             except errors.PayloadError as exc:
                 if dead_letter:
                     self._dead_letter(record, exc)
         return found
+
+    def _decode_one(self, record: Any) -> observations.Observation:
+        """One record as an observation.
+
+        Raises:
+            errors.PayloadError: for any failure; ``field`` names where when known.
+        """
+        try:
+            try:
+                value = events.loads(record.value)
+            except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+                raise errors.PayloadError("(message)", f"not valid JSON: {exc}") from None
+            return events.decode(
+                value,
+                source=_KAFKA,
+                stream=record.topic,
+                received_at=functools.partial(_received_at, record.timestamp),
+                timestamp_field=self._config.timestamp_field,
+            )
+        except errors.PayloadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one message's failure, whatever it is
+            raise errors.PayloadError(
+                "(message)", f"cannot be decoded: {type(exc).__name__}: {_short(exc)}"
+            ) from None
 
     def _dead_letter(self, record: Any, error: errors.PayloadError) -> None:
         log.warning(
@@ -394,6 +412,12 @@ def _committed(offsets: Any, response: Any) -> None:
     """Log a commit that failed; the next one covers its offsets."""
     if isinstance(response, Exception):
         log.warning("kafka_commit_failed", partitions=len(offsets), error=str(response))
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """``exc``'s message, cut to ``limit`` characters (it goes into a header and a log)."""
+    text = str(exc)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _received_at(timestamp_ms: int) -> datetime:
