@@ -270,6 +270,7 @@ def build_ingest(
     rule_set = load_rules(settings)
     metrics.rules_loaded.set(len(rule_set.rules))
     engine = engine_module.Engine(rule_set, clock=clock)
+    metrics.watch_engine(engine)
     dispatcher = dispatch.Dispatcher(
         temporal_sender(client, settings.temporal.task_queue),
         metrics=metrics,

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 import uvicorn
 from temporalio import client as temporal_client
+from temporalio import runtime as temporal_runtime
 from temporalio import service as temporal_service
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -30,7 +31,8 @@ from controller import settings as settings_module
 from controller import worker as worker_module
 from controller.domain import contract
 from controller.observability import metrics as metrics_module
-from controller.workflows import converter
+from controller.observability import temporal_metrics, visibility
+from controller.workflows import converter, resource_io
 
 log = structlog.get_logger(__name__)
 
@@ -53,9 +55,12 @@ class _Uvicorn(uvicorn.Server):
 
 
 async def connect(
-    settings: settings_module.TemporalSettings, address: str
+    settings: settings_module.TemporalSettings,
+    address: str,
+    *,
+    runtime: temporal_runtime.Runtime | None = None,
 ) -> temporal_client.Client:
-    """Connect to Temporal at ``address``.
+    """Connect to Temporal at ``address`` (through ``runtime``, default: the SDK's default).
 
     Raises:
         errors.DependencyError: Temporal does not answer; the message names the address.
@@ -68,6 +73,7 @@ async def connect(
             api_key=api_key,
             tls=api_key is not None,
             data_converter=converter.DATA_CONVERTER,
+            runtime=runtime,
         )
     except RuntimeError as exc:
         raise errors.DependencyError(
@@ -156,13 +162,18 @@ async def run(
     stop_event = stop if stop is not None else asyncio.Event()
     remove_handlers = _install_stop_handlers(stop_event)
     try:
+        metrics = metrics_module.create()
+        runtime = temporal_metrics.build_runtime(
+            metrics.by_name(), sdk_metrics_address=settings.metrics.sdk_address
+        )
         async with temporal_server(settings.temporal) as (address, ui_url):
-            client = await connect(settings.temporal, address)
+            client = await connect(settings.temporal, address, runtime=runtime)
             if settings.temporal.address is not None:
                 await ensure_search_attributes(client, settings.temporal.namespace)
             endpoints = Endpoints(api_url="", temporal_address=address, temporal_ui_url=ui_url)
             await _serve(
                 settings=settings,
+                metrics=metrics,
                 client=client,
                 endpoints=endpoints,
                 stop=stop_event,
@@ -196,12 +207,13 @@ def _build_app(client: temporal_client.Client, ingest: assembly.Ingest) -> Any:
 async def _serve(
     *,
     settings: settings_module.Settings,
+    metrics: metrics_module.Metrics,
     client: temporal_client.Client,
     endpoints: Endpoints,
     stop: asyncio.Event,
     on_ready: Callable[[Endpoints], Any] | None,
 ) -> None:
-    ingest = assembly.build_ingest(settings, client, metrics_module.create())
+    ingest = assembly.build_ingest(settings, client, metrics)
     http = _Uvicorn(
         uvicorn.Config(
             _build_app(client, ingest),
@@ -212,10 +224,17 @@ async def _serve(
         )
     )
     worker = worker_module.build(client, settings)
+    gauges = visibility.VisibilityGauges(
+        client,
+        metrics,
+        phases=[phase.value for phase in resource_io.Phase],
+        open_episodes_limit=settings.metrics.open_episodes,
+    )
     tasks = {
         asyncio.create_task(http.serve(), name="http server"),
         asyncio.create_task(worker.run(), name="temporal worker"),
     }
+    refresher = asyncio.create_task(gauges.run(settings.metrics.visibility_interval))
     try:
         # uvicorn exposes no event for "listening"; poll its flag until it is set.
         while not http.started and not any(task.done() for task in tasks):  # noqa: ASYNC110
@@ -238,10 +257,11 @@ async def _serve(
             await asyncio.wait({stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
     finally:
+        refresher.cancel()
         await ingest.stop()
         http.should_exit = True
         await worker.shutdown()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(refresher, *tasks, return_exceptions=True)
     _raise_failures(tasks)
     if not http.started:
         raise errors.DependencyError(

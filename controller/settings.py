@@ -278,6 +278,25 @@ class ActivitiesSettings(_Group):
     )
 
 
+class MetricsSettings(_Group):
+    """Metrics: Homeostat's on the HTTP API's /metrics, the Temporal SDK's on their own port."""
+
+    sdk_address: str | None = pydantic.Field(
+        default=None,
+        description="host:port where the Temporal SDK serves its metrics (temporal_*) at "
+        "/metrics; unset: not served",
+    )
+    visibility_interval: Duration = pydantic.Field(
+        default=timedelta(seconds=30),
+        description="how often resources by phase and open episodes are read from Temporal",
+    )
+    open_episodes: int = pydantic.Field(
+        default=100,
+        ge=0,
+        description="most open episodes listed, with their workflow ids, for dashboard links",
+    )
+
+
 class LogFormat(StrEnum):
     """How log lines are rendered."""
 
@@ -323,6 +342,7 @@ class Settings(pydantic_settings.BaseSettings):
     ansible: AnsibleSettings = AnsibleSettings()
     activities: ActivitiesSettings = ActivitiesSettings()
     logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -99,7 +99,10 @@ def _decide(
     update: str, *, resource: str, episode: str, by: str, reason: str, config: Path | None
 ) -> None:
     request = resource_io.DecisionRequest(
-        episode=resources.EpisodeId(episode), by=by or getpass.getuser(), comment=reason
+        episode=resources.EpisodeId(episode),
+        by=by or getpass.getuser(),
+        comment=reason,
+        channel="cli",
     )
 
     async def send(handle: temporal_client.WorkflowHandle[Any, Any]) -> resource_io.DecisionAck:

@@ -23,11 +23,13 @@ share the work through the consumer group without coordinating.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import json
 import operator
 import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -50,6 +52,8 @@ _IN_FLIGHT_POLL_MS = 50
 _HEARTBEAT_POLL_MS = 50
 _PATIENCE = timedelta(seconds=2)
 """How long a hand-off may take before the consumer pauses its partitions to wait."""
+_LAG_EVERY_SECONDS = 1.0
+"""How often the consumer-lag gauge is refreshed (it costs a position look-up per partition)."""
 _KAFKA = observations.SourceKind.KAFKA
 _AT = operator.attrgetter("at")
 
@@ -135,6 +139,8 @@ class KafkaSource:
         self._in_flight: _InFlight | None = None
         self._handed_off: dict[kafka.TopicPartition, kafka.OffsetAndMetadata] = {}
         """Per partition, the offset after the last record handed off."""
+        self._lag_noted_at = 0.0
+        self._lag_partitions: set[kafka.TopicPartition] = set()
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; commits after each dispatched batch."""
@@ -171,6 +177,7 @@ class KafkaSource:
                 else:
                     self._settle(stop)
                 self._advance_watermark()
+                self._note_lag()
             self._settle(stop)
             self._commit_on_stop()
         finally:
@@ -287,6 +294,33 @@ class KafkaSource:
                 return  # a partition with a backlog not read yet: hold the watermark
             times.append(min(seen, now))
         self.watermark = min(times, default=now)
+
+    def _note_lag(self) -> None:
+        """Refresh the consumer-lag gauge of each assigned partition, about once a second."""
+        consumer = self._consumer
+        if self._metrics is None or consumer is None:
+            return
+        now = time.monotonic()
+        if now - self._lag_noted_at < _LAG_EVERY_SECONDS:
+            return
+        self._lag_noted_at = now
+        assigned = set(consumer.assignment())
+        for tp in self._lag_partitions - assigned:
+            with contextlib.suppress(KeyError):  # revoked before its lag was ever known
+                self._metrics.kafka_lag.remove(tp.topic, str(tp.partition))
+        self._lag_partitions = assigned
+        for tp in assigned:
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = consumer.position(tp, timeout_ms=100)
+            except kafka.errors.KafkaError:
+                continue
+            if position is not None:
+                self._metrics.kafka_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(0, highwater - position)
+                )
 
     @staticmethod
     def _caught_up(consumer: kafka.KafkaConsumer, tp: kafka.TopicPartition) -> bool:

@@ -41,7 +41,7 @@ class Counters(Protocol):
 
     @property
     def transitions(self) -> Any:
-        """Counter of transitions by kind."""
+        """Counter of transitions by rule and kind."""
 
 
 class Pipeline:
@@ -105,5 +105,7 @@ class Pipeline:
                 episode=transition.episode,
             )
             if self._metrics is not None:
-                self._metrics.transitions.labels(kind=transition.kind.value).inc()
+                self._metrics.transitions.labels(
+                    rule=transition.rule, kind=transition.kind.value
+                ).inc()
         await self.dispatcher.dispatch(found, deadline=deadline)

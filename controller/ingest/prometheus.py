@@ -160,7 +160,7 @@ class PrometheusPoller:
                     )
                 )
             except errors.DependencyError as exc:
-                self._count_error()
+                self._count_error(rule.name)
                 log.warning("prometheus_rebuild_failed", rule=rule.name, error=str(exc))
                 continue
             at = start
@@ -218,7 +218,7 @@ class PrometheusPoller:
                     functools.partial(self._querier.instant, rule.expr, at=at)
                 )
             except errors.DependencyError as exc:
-                self._count_error()
+                self._count_error(rule.name)
                 log.warning(
                     "prometheus_query_failed", rule=rule.name, at=at.isoformat(), error=str(exc)
                 )
@@ -230,6 +230,7 @@ class PrometheusPoller:
             await asyncio.sleep(delay)
             delay = min(delay * 2, rule.interval.total_seconds() / 2)
 
-    def _count_error(self) -> None:
+    def _count_error(self, rule: str) -> None:
         if self._metrics is not None:
             self._metrics.source_errors.labels(source="prometheus").inc()
+            self._metrics.rule_evaluation_errors.labels(rule=rule).inc()

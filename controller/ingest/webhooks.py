@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,6 +61,16 @@ class _Handler:
         self._metrics = metrics
 
     async def __call__(
+        self, route: str, request: fastapi.Request, decode: Decoder
+    ) -> responses.JSONResponse:
+        started = time.perf_counter()
+        answer = await self._handle(route, request, decode)
+        seconds = time.perf_counter() - started
+        code = str(answer.status_code)
+        self._metrics.http_request_seconds.labels(route=route, code=code).observe(seconds)
+        return answer
+
+    async def _handle(
         self, route: str, request: fastapi.Request, decode: Decoder
     ) -> responses.JSONResponse:
         body = await request.body()

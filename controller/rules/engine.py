@@ -59,6 +59,19 @@ class FiringAlert:
     fired_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleCounts:
+    """One rule's live counts, for metrics."""
+
+    rule: str
+    evaluations: int
+    """Observations and query results evaluated against the rule since the engine started."""
+    pending: int
+    """Conditions true but not held for ``for`` yet."""
+    firing: int
+    """Conditions firing."""
+
+
 @functools.lru_cache(maxsize=65536)
 def _resource(text: str) -> resources.ResourceKey | None:
     try:
@@ -94,6 +107,7 @@ class _Runtime:
         "alertmanager",
         "due",
         "episodes",
+        "evaluations",
         "filtered",
         "horizon",
         "implied",
@@ -120,6 +134,8 @@ class _Runtime:
         self.tracked: dict[alerts.AlertKey, _Tracked] = {}
         self.due: set[alerts.AlertKey] = set()
         """Conditions pending or firing: the only ones with deadlines for ``tick``."""
+        self.evaluations = 0
+        """Observations and query results evaluated against the rule (a metric)."""
         self.swept: datetime | None = None
         self.implied = rule.match is not None and rule.match.only_equality
         """Whether the index lookup alone decides ``match``."""
@@ -246,14 +262,14 @@ class Engine:
         """Feed one event (Kafka, webhook, GitLab) or Alertmanager alert, in event time."""
         self._saw(observation.at)
         if observation.source is _ALERTMANAGER:
-            changes = [
-                (runtime, change)
-                for runtime in self._index.candidates(observation)
-                for change in self._alert(runtime, observation)
-            ]
+            changes = []
+            for runtime in self._index.candidates(observation):
+                runtime.evaluations += 1
+                changes += [(runtime, change) for change in self._alert(runtime, observation)]
         elif observation.source in _EVENT_SOURCES:
             changes = []
             for runtime in self._index.candidates(observation):
+                runtime.evaluations += 1
                 found = self._event(runtime, observation)
                 if found:
                     changes += [(runtime, change) for change in found]
@@ -297,6 +313,7 @@ class Engine:
             runtime = self._runtimes.get(name)
             if runtime is None or runtime.prometheus is None:
                 raise KeyError(f"no prometheus rule named {name!r}")
+            runtime.evaluations += 1
             series = list(self._series(runtime.rule, result))
             changes += [(runtime, change) for change in runtime.prometheus.evaluate(at, series)]
         out += self._fold(changes)
@@ -360,6 +377,30 @@ class Engine:
             for runtime in self._runtimes.values()
             for episode in runtime.episodes.open.values()
         ]
+
+    def rule_counts(self) -> list[RuleCounts]:
+        """Every rule's evaluations so far and its conditions pending and firing now."""
+        found = []
+        for name, runtime in self._runtimes.items():
+            if runtime.prometheus is not None:
+                states = [alert.state for alert in runtime.prometheus.active.values()]
+            elif runtime.alertmanager is not None:
+                states = [alert.state for alert in runtime.alertmanager.active.values()]
+            else:
+                states = [
+                    tracked.alert.state
+                    for tracked in map(runtime.tracked.get, runtime.due)
+                    if tracked is not None
+                ]
+            found.append(
+                RuleCounts(
+                    rule=name,
+                    evaluations=runtime.evaluations,
+                    pending=states.count(alerts.State.PENDING),
+                    firing=states.count(alerts.State.FIRING),
+                )
+            )
+        return found
 
     # --- internals -------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from controller.plans import spec, templates
     from controller.workflows import activity_io as io
-    from controller.workflows import remediation_io, scaling
+    from controller.workflows import remediation_io, scaling, telemetry
 
 T = TypeVar("T")
 _SHORT = 500
@@ -215,6 +215,7 @@ async def playbook(env: Env, step: spec.PlaybookStep, path: str, item: str | Non
         results.update({result.host: result for result in out.hosts})
     bad = sorted(host for host, result in results.items() if not result.ok)
     changed = sorted(host for host, result in results.items() if result.changed)
+    _count_hosts(list(results.values()))
     output = {
         "hosts": len(results),
         "failed_hosts": bad,
@@ -235,6 +236,16 @@ async def playbook(env: Env, step: spec.PlaybookStep, path: str, item: str | Non
     return succeeded(
         f"{step.playbook} ok on {len(results)} hosts, {len(changed)} changed", **output
     )
+
+
+def _count_hosts(results: list[io.HostResult]) -> None:
+    unreachable = sum(1 for result in results if result.unreachable)
+    failed_hosts = sum(1 for result in results if not result.ok and not result.unreachable)
+    changed = sum(1 for result in results if result.ok and result.changed)
+    telemetry.playbook_hosts("unreachable", unreachable)
+    telemetry.playbook_hosts("failed", failed_hosts)
+    telemetry.playbook_hosts("changed", changed)
+    telemetry.playbook_hosts("ok", len(results) - unreachable - failed_hosts - changed)
 
 
 async def command(env: Env, step: spec.CommandStep, path: str, item: str | None) -> Done:
@@ -357,6 +368,7 @@ async def page(env: Env, step: spec.PageStep, path: str, item: str | None) -> Do
     )
     out = await call(io.PAGE_TRIGGER, request, io.PageOutput, step, default=default_timeout("page"))
     env.page_dedup_key = out.dedup_key or request.dedup_key
+    telemetry.page_sent("trigger")
     return succeeded(f"paged: {summary}"[:_SHORT], dedup_key=env.page_dedup_key, status=out.status)
 
 
@@ -383,6 +395,7 @@ async def ticket(env: Env, step: spec.TicketStep, path: str, item: str | None) -
     env.ticket_key = out.key
     env.ticket_url = out.url
     verb = "opened" if out.created else "found"
+    telemetry.ticket_handled("opened" if out.created else "found")
     return succeeded(f"{verb} ticket {out.key}", key=out.key, url=out.url, created=out.created)
 
 

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from controller.plans import spec
     from controller.workflows import remediation_io as rio
     from controller.workflows import resource_io as io
-    from controller.workflows import scaling
+    from controller.workflows import scaling, telemetry
 
 _PROGRESS_PHASES = {
     rio.ProgressPhase.REMEDIATING: io.Phase.REMEDIATING,
@@ -33,6 +33,24 @@ _PROGRESS_PHASES = {
 def progress_phase(phase: rio.ProgressPhase) -> io.Phase:
     """The resource phase a remediation's progress phase stands for."""
     return _PROGRESS_PHASES[phase]
+
+
+_ENDED_WITHOUT_REMEDIATION = {
+    io.EpisodeStatus.OPEN: "recorded",
+    io.EpisodeStatus.QUEUED: "resolved_while_queued",
+    io.EpisodeStatus.RUNNING: "lost",
+    io.EpisodeStatus.MERGED: "merged",
+    io.EpisodeStatus.SKIPPED: "skipped",
+    io.EpisodeStatus.SUPPRESSED: "suppressed",
+    io.EpisodeStatus.DONE: "refused",
+}
+
+
+def ended_as(record: io.EpisodeRecord) -> str:
+    """The outcome label of a closing episode: its remediation's, or why none ran."""
+    if record.outcome is not None:
+        return record.outcome.value
+    return _ENDED_WITHOUT_REMEDIATION[record.status]
 
 
 class Ledger:
@@ -112,17 +130,34 @@ class Ledger:
 
     def refusal(self, plan: spec.Plan, now: datetime) -> str:
         """Why ``plan`` may not remediate now (cooldown, budget), or ``""`` when it may."""
+        return self._refused(plan, now)[1]
+
+    def refusal_reason(self, plan: spec.Plan, now: datetime) -> telemetry.Suppression | None:
+        """``COOLDOWN`` or ``BUDGET`` when ``plan`` may not remediate now, else ``None``."""
+        return self._refused(plan, now)[0]
+
+    def _refused(self, plan: spec.Plan, now: datetime) -> tuple[telemetry.Suppression | None, str]:
         until = self.cooldowns.get(plan.name)
         if until is not None and now < until:
-            return f"plan {plan.name} is cooling down until {until.isoformat()}"
+            return (
+                telemetry.Suppression.COOLDOWN,
+                f"plan {plan.name} is cooling down until {until.isoformat()}",
+            )
         if plan.budget is not None:
             used = [use for use in self.budget if use.plan == plan.name and now - use.at < use.per]
             if len(used) >= plan.budget.runs:
                 return (
-                    f"plan {plan.name} used its budget of {plan.budget.runs} runs "
-                    f"per {plan.budget.per}"
+                    telemetry.Suppression.BUDGET,
+                    (
+                        f"plan {plan.name} used its budget of {plan.budget.runs} runs "
+                        f"per {plan.budget.per}"
+                    ),
                 )
-        return ""
+        return None, ""
+
+    def suppression_reason(self) -> telemetry.Suppression:
+        """Why automation is off (``suppression`` said it is): paused, or silenced."""
+        return telemetry.Suppression.PAUSE if self.paused else telemetry.Suppression.SILENCE
 
     def spend(self, plan: spec.Plan, now: datetime) -> None:
         """Count a remediation of ``plan`` starting at ``now`` against its budget."""
@@ -136,6 +171,7 @@ class Ledger:
             return
         if episode in self.queue:
             self.queue.remove(episode)
+        telemetry.episode_ended(record.fired.rule, ended_as(record), now - record.fired.started_at)
         self.outcomes.append(
             io.OutcomeRecord(
                 episode=episode,
@@ -150,6 +186,7 @@ class Ledger:
 
     def add(self, record: io.EpisodeRecord, now: datetime) -> None:
         """Open an episode; the oldest is closed when there are too many."""
+        telemetry.episode_started(record.fired.rule)
         self.episodes[record.episode] = record
         while len(self.episodes) > self.options.max_open_episodes:
             oldest = next(

@@ -20,7 +20,7 @@ from temporalio import exceptions, workflow
 with workflow.unsafe.imports_passed_through():
     from controller.domain import contract
     from controller.plans import spec
-    from controller.workflows import actions, steps
+    from controller.workflows import actions, steps, telemetry
     from controller.workflows import remediation_io as rio
 
 _ESCALATE_ON = (rio.Outcome.ESCALATED, rio.Outcome.TIMED_OUT)
@@ -157,15 +157,22 @@ class RemediationWorkflow:
             return None
         self._answers.clear()
         self._approvers = step.approvers
+        telemetry.approval_requested()
         try:
             await workflow.wait_condition(
                 lambda: bool(self._answers) or self.cancelled(), timeout=deadline
             )
         except TimeoutError:
+            telemetry.approval_decided("timed_out", "none")
             return None
         finally:
             self._approvers = None
-        return self._answers[0] if self._answers else None
+        if not self._answers:
+            telemetry.approval_decided("cancelled", "none")
+            return None
+        answer = self._answers[0]
+        telemetry.approval_decided("approved" if answer.approved else "denied", answer.channel)
+        return answer
 
     async def sleep(self, duration: timedelta) -> bool:
         """Wait for ``duration``; ``False`` when cancelled meanwhile."""

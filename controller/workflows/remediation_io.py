@@ -145,11 +145,13 @@ class Decision:
         approved: yes or no.
         by: who answered.
         comment: why.
+        channel: where the answer was given (cli, api, slack), for metrics.
     """
 
     approved: bool
     by: str = ""
     comment: str = ""
+    channel: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

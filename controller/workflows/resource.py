@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from controller.workflows import remediation_io as rio
     from controller.workflows import resource_effects as effects
     from controller.workflows import resource_io as io
+    from controller.workflows import telemetry
 
 
 @workflow.defn(name=contract.RESOURCE_WORKFLOW)
@@ -213,6 +214,7 @@ class ResourceWorkflow:
         why_not = book.suppression(now)
         if why_not:
             book.add(replace(record, status=io.EpisodeStatus.SUPPRESSED, note=why_not), now)
+            telemetry.suppressed(book.suppression_reason())
             return
         if not fired.remediation:
             book.add(replace(record, note="the rule names no remediation plan"), now)
@@ -237,11 +239,15 @@ class ResourceWorkflow:
         else:
             note = f"skipped: {running.episode} was being remediated"
             book.add(replace(record, status=io.EpisodeStatus.SKIPPED, note=note), now)
+            telemetry.suppressed(telemetry.Suppression.CONCURRENCY)
 
     async def _start(self, record: io.EpisodeRecord, plan: spec.Plan) -> None:
         book = self._ledger
         now = workflow.now()
         refusal = book.refusal(plan, now)
+        reason = book.refusal_reason(plan, now)
+        if reason is not None:
+            telemetry.suppressed(reason)
         mode = rio.Mode.ESCALATE if refusal else rio.Mode.REMEDIATE
         if mode is rio.Mode.ESCALATE and not plan.escalation:
             book.update(replace(record, status=io.EpisodeStatus.DONE, note=refusal))
@@ -382,6 +388,7 @@ class ResourceWorkflow:
             why_not = book.suppression(now)
             if why_not:
                 book.update(replace(record, status=io.EpisodeStatus.SUPPRESSED, note=why_not))
+                telemetry.suppressed(book.suppression_reason())
                 continue
             plan, problem = await effects.load_plan(record.fired.remediation or "")
             if plan is None:
@@ -434,7 +441,9 @@ class ResourceWorkflow:
         child_id = resources.remediation_workflow_id(request.episode)
         await workflow.get_external_workflow_handle(child_id).signal(
             contract.SIGNAL_DECISION,
-            rio.Decision(approved=approved, by=request.by, comment=request.comment),
+            rio.Decision(
+                approved=approved, by=request.by, comment=request.comment, channel=request.channel
+            ),
         )
         return io.DecisionAck(episode=request.episode, workflow_id=child_id)
 

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from controller.workflows import activity_io as aio
     from controller.workflows import ledger as ledger_module
     from controller.workflows import resource_io as io
+    from controller.workflows import telemetry
 
 KIND = SearchAttributeKey.for_keyword("HomeostatResourceKind")
 RESOURCE = SearchAttributeKey.for_keyword("HomeostatResource")
@@ -94,6 +95,17 @@ async def on_resolve(resource: resources.ResourceKey, record: io.EpisodeRecord) 
             )
         except exceptions.ActivityError as exc:
             workflow.logger.warning("%s for %s failed: %s", name, record.episode, exc.cause)
+        else:
+            _count(name)
+
+
+def _count(activity_name: str) -> None:
+    if activity_name == aio.PAGE_RESOLVE:
+        telemetry.page_sent("resolve")
+    elif activity_name == aio.TICKET_RESOLVE:
+        telemetry.ticket_handled("resolved")
+    elif activity_name == aio.TICKET_COMMENT:
+        telemetry.ticket_handled("commented")
 
 
 def child_attributes(

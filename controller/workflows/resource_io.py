@@ -242,11 +242,13 @@ class DecisionRequest:
         episode: the episode.
         by: who decides (recorded in the episode's history).
         comment: why.
+        channel: where the decision was made (cli, api, slack), for metrics.
     """
 
     episode: resources.EpisodeId
     by: str = ""
     comment: str = ""
+    channel: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from controller.plans import spec, templates
-    from controller.workflows import actions, conditions
+    from controller.workflows import actions, conditions, telemetry
     from controller.workflows import activity_io as io
     from controller.workflows import remediation_io as rio
 
@@ -129,6 +129,9 @@ class Runner:
             output=done.output,
         )
         self.records.append(record)
+        telemetry.step_finished(
+            record.kind, record.outcome.value, record.finished_at - record.started_at
+        )
         workflow.logger.info("step %s %s: %s", path, record.outcome.value, record.summary)
         return record
 
