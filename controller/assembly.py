@@ -8,7 +8,6 @@ Prometheus poller, engine ticker, rule-file watcher) and stops them in order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +21,8 @@ from temporalio import client as temporal_client
 
 from controller import dispatch, errors
 from controller import settings as settings_module
-from controller.domain import observations, resources, transitions
-from controller.ingest import auth, kafka, pipeline, prometheus, promql, webhooks
+from controller.domain import durations, observations, resources, transitions
+from controller.ingest import auth, kafka, pipeline, prometheus, promql, supervision, webhooks
 from controller.observability import metrics as metrics_module
 from controller.plans import loader as plans_loader
 from controller.rules import engine as engine_module
@@ -35,7 +34,6 @@ from controller.workflows import resource_io
 log = structlog.get_logger(__name__)
 
 TICK_INTERVAL = timedelta(seconds=1)
-RELOAD_INTERVAL = timedelta(seconds=5)
 _REBUILD_MARGIN = timedelta(minutes=1)
 
 
@@ -161,12 +159,22 @@ class Ingest:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _kafka: tuple[threading.Thread, threading.Event] | None = None
     _kafka_source: kafka.KafkaSource | None = None
-    rules_ok: bool = True
+    rules_problem: str | None = None
+    """Why the rule set on disk is not the one in force (``None`` when it is): /readyz."""
 
     async def start(self) -> None:
         """Start the ticker, the watcher, the Prometheus poller and the Kafka consumer."""
         self._tasks.append(asyncio.create_task(self._tick(), name="engine ticker"))
-        self._tasks.append(asyncio.create_task(self._watch(), name="rules watcher"))
+        self._tasks.append(
+            asyncio.create_task(
+                supervision.supervise(
+                    self._watch,
+                    on_crash=self._watcher_crashed,
+                    pause=self.settings.rules.reload_interval,
+                ),
+                name="rules watcher",
+            )
+        )
         if self.poller is not None:
             self._tasks.append(asyncio.create_task(self.poller.run(), name="prometheus poller"))
         topics = kafka_topics(self.engine.rule_set, self.settings.kafka.topics)
@@ -201,9 +209,12 @@ class Ingest:
             await asyncio.to_thread(thread.join, 30)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task, outcome in zip(self._tasks, outcomes, strict=True):
+            if isinstance(outcome, BaseException) and not isinstance(
+                outcome, asyncio.CancelledError
+            ):
+                log.error("task_failed", task=task.get_name(), error=repr(outcome))
         await self.dispatcher.close()
 
     def tick_time(self) -> datetime | None:
@@ -230,6 +241,14 @@ class Ingest:
             except dispatch.DispatchError as exc:
                 log.exception("tick_dispatch_failed", error=str(exc))
 
+    def _watcher_crashed(self, exc: BaseException) -> None:
+        self.metrics.rule_reloads.labels(outcome="crash").inc()
+        self.rules_problem = (
+            f"the rules watcher failed ({type(exc).__name__}: {exc}); it retries every "
+            f"{durations.format_duration(self.settings.rules.reload_interval)}"
+        )
+        log.error("rules_watcher_failed", error=repr(exc), exc_info=exc)
+
     async def _watch(self) -> None:
         watcher = watcher_module.Watcher(
             self.settings.rules.rules_dir,
@@ -245,7 +264,7 @@ class Ingest:
                 )
             self.metrics.rules_loaded.set(len(rule_set.rules))
             self.metrics.rule_reloads.labels(outcome="ok").inc()
-            self.rules_ok = True
+            self.rules_problem = None
             log.info("rules_reloaded", revision=str(rule_set.revision), rules=len(rule_set.rules))
             if found:
                 task = asyncio.create_task(self.pipe.send(found))
@@ -253,10 +272,20 @@ class Ingest:
 
         def broken(problems: tuple[errors.RuleFileError, ...]) -> None:
             self.metrics.rule_reloads.labels(outcome="error").inc()
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            self.rules_problem = (
+                f"the last reload failed: {problems[0]}{more}; "
+                f"the rules of {self.engine.rule_set.revision} stay in force"
+            )
             for problem in problems:
                 log.error("rules_reload_failed", problem=str(problem))
 
-        await watcher.run(interval=RELOAD_INTERVAL, on_reload=reloaded, on_problems=broken)
+        await watcher.run(
+            interval=self.settings.rules.reload_interval,
+            on_reload=reloaded,
+            on_problems=broken,
+            on_crash=self._watcher_crashed,
+        )
 
 
 def build_ingest(

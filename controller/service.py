@@ -193,8 +193,8 @@ def _build_app(client: temporal_client.Client, ingest: assembly.Ingest) -> Any:
 
     async def rules_loaded() -> str | None:
         rules = len(ingest.engine.rule_set.rules)
-        if not ingest.rules_ok:
-            return "the last reload of the rule files failed; the previous rules stay in force"
+        if ingest.rules_problem is not None:
+            return ingest.rules_problem
         return None if rules else "no rules loaded"
 
     return server.create_app(
@@ -258,7 +258,10 @@ async def _serve(
             stopper.cancel()
     finally:
         refresher.cancel()
-        await ingest.stop()
+        try:
+            await ingest.stop()
+        except Exception as exc:  # the worker must still shut down gracefully
+            log.exception("ingest_stop_failed", error=str(exc))
         http.should_exit = True
         await worker.shutdown()
         await asyncio.gather(refresher, *tasks, return_exceptions=True)

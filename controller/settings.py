@@ -177,6 +177,10 @@ class RulesSettings(_Group):
     playbooks_dir: Path = pydantic.Field(
         default=Path("playbooks"), description="Ansible playbooks the plans run"
     )
+    reload_interval: Duration = pydantic.Field(
+        default=timedelta(seconds=5),
+        description="how often the files are checked for changes (hot reload)",
+    )
 
 
 class PagingSettings(_Group):

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
 from controller import errors
 from controller.ingest import promql
 from controller.plans import loader as plans_loader
-from controller.rules import loader, promtool, rule_tests, sandbox, schema
+from controller.rules import loader, promtool, rule_tests, sandbox, schema, sourcemap
 
 app = typer.Typer(
     help="Lint rule files and run rule tests (promtool's format).", no_args_is_help=True
@@ -68,9 +67,9 @@ def plan_names(folder: Path) -> set[str]:
             continue
         name = path.name.removesuffix(".yaml").removesuffix(".yml")
         try:
-            data = yaml.safe_load(path.read_text(errors="replace"))
-        except yaml.YAMLError:
-            data = None
+            data, _ = sourcemap.load(sourcemap.read(path), file=str(path))
+        except errors.RuleFileError:
+            data = None  # reported by the plan lint
         if isinstance(data, dict) and isinstance(data.get("name"), str):
             name = data["name"]
         names.add(name)

@@ -41,7 +41,7 @@ def load_plan(path: Path) -> spec.Plan:
     Raises:
         errors.RuleFileError: the first problem of the file.
     """
-    plan, problems = check_text(path.read_text(encoding="utf-8"), file=str(path), name=path.stem)
+    plan, problems = check_text(sourcemap.read(path), file=str(path), name=path.stem)
     if problems or plan is None:
         raise problems[0]
     return plan
@@ -83,8 +83,13 @@ def lint_plans(directory: Path, *, playbooks_dir: Path) -> list[errors.RuleFileE
             )
             continue
         seen[path.stem] = path
+        try:
+            text = sourcemap.read(path)
+        except errors.RuleFileError as exc:
+            found.append(exc)
+            continue
         _, problems = check_text(
-            path.read_text(encoding="utf-8"),
+            text,
             file=str(path),
             name=path.stem,
             playbooks_dir=playbooks_dir,
@@ -114,6 +119,7 @@ def check_text(
     unknown_keys = {str(problem.position) for problem in problems}
     problems += _raw_step_problems(data.get("steps"), ("steps",), source_map, in_for_each=False)
     problems += _template_problems(data, (), source_map, variables=data.get("variables"))
+    problems += _promql_problems(data, text, source_map)
     plan: model.PlanModel | None = None
     try:
         plan = model.PlanModel.model_validate(data)
@@ -262,6 +268,30 @@ def _template_problems(
                 )
             if ref.root == "item" and "for_each" not in where:
                 found.append(source_map.error(where, "{{ item }} is only defined inside for_each"))
+    return found
+
+
+_PROMQL_PLACES = (("verify", "promql"), ("policy", "metric"))
+"""Where a plan writes PromQL: a verify step's query and the HPA policy's metric."""
+
+
+def _promql_problems(
+    data: Any, text: str, source_map: sourcemap.SourceMap
+) -> list[errors.RuleFileError]:
+    """References in PromQL that are not inside a double-quoted string, at their column."""
+    found: list[errors.RuleFileError] = []
+    for where, query in _strings(data, ()):
+        if where[-2:] not in _PROMQL_PLACES:
+            continue
+        try:
+            refused = templates.promql_problems(query)
+        except templates.TemplateError:
+            continue  # reported by _template_problems
+        for problem in refused:
+            line, column = sourcemap.line_column(query, problem.offset)
+            start = source_map.value_at(where)
+            position = sourcemap.inside(text, start, line=line, column=column)
+            found.append(errors.RuleFileError(position, str(problem)))
     return found
 
 

@@ -169,7 +169,104 @@ def render_data(value: Any, scope: Scope) -> Any:
 
 def promql_string(value: str) -> str:
     """Escape ``value`` for use inside a double-quoted PromQL string literal."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return (
+        value.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )
+
+
+def promql_problems(text: str) -> list[TemplateError]:
+    """Every reference of a PromQL template that is not inside a plain double-quoted string.
+
+    ``promql_string`` escapes a value for exactly one place: a ``"..."`` literal. Anywhere
+    else (a ``'...'`` or backtick literal, a regular expression after ``=~``/``!~``, a
+    comment, or bare PromQL) the same value could close the literal and add PromQL of its
+    own, so such a reference is refused. The scan follows PromQL's lexer: strings with
+    backslash escapes, raw backtick strings, ``#`` comments to the end of the line.
+
+    Raises:
+        TemplateError: a field is not a plain reference (see ``references``).
+    """
+    refs = iter(references(text))
+    found: list[TemplateError] = []
+    state = _Lexer()
+    position = 0
+    for match in _FIELD.finditer(text):
+        ref = next(refs)
+        state.feed(text[position : match.start()])
+        where = state.place()
+        if where:
+            found.append(
+                TemplateError(
+                    match.start(),
+                    f"{_show(ref)} is {where}: a value reaches PromQL only inside a "
+                    'double-quoted string, as in up{instance="{{ labels.instance }}"}',
+                )
+            )
+        position = match.end()
+    return found
+
+
+def render_promql(text: str, scope: Scope) -> str:
+    """``render`` for PromQL: every reference must sit inside ``"..."``; values are escaped.
+
+    Raises:
+        TemplateError: a reference outside a double-quoted string, or a missing value.
+    """
+    problems = promql_problems(text)
+    if problems:
+        raise problems[0]
+    return render(text, scope, escape=promql_string)
+
+
+class _Lexer:
+    """Just enough of PromQL's lexer to know what kind of text comes next."""
+
+    def __init__(self) -> None:
+        self.quote = ""
+        """The open string's quote (``"``, ``'`` or a backtick), or ``""``."""
+        self.comment = False
+        self.regex = False
+        """Whether the open string is the pattern of a ``=~`` or ``!~`` matcher."""
+        self._escaped = False
+        self._code = ""
+        """The code (outside strings) seen so far, to tell a pattern from a value."""
+
+    def feed(self, chunk: str) -> None:
+        for char in chunk:
+            self._step(char)
+
+    def _step(self, char: str) -> None:
+        if self.comment:
+            self.comment = char != "\n"
+        elif self.quote:
+            if self._escaped:
+                self._escaped = False
+            elif char == "\\" and self.quote != "`":
+                self._escaped = True
+            elif char == self.quote:
+                self.quote = ""
+        elif char == "#":
+            self.comment = True
+        elif char in {'"', "'", "`"}:
+            self.quote = char
+            self.regex = self._code.rstrip().endswith(("=~", "!~"))
+        else:
+            self._code = (self._code + char)[-8:]
+
+    def place(self) -> str:
+        """Where a value would land now, or ``""`` inside a plain double-quoted string."""
+        if self.comment:
+            return "in a comment"
+        if self.quote == '"':
+            return "in a regular expression (=~ or !~)" if self.regex else ""
+        if self.quote == "'":
+            return "in a single-quoted string"
+        if self.quote == "`":
+            return "in a backtick (raw) string"
+        return "outside a string"
 
 
 def url_part(value: str) -> str:

@@ -10,6 +10,12 @@ expression that is nothing but such equalities and numeric comparisons of ``body
 gets a plain-Python twin (``fast``) whose answer is the same as CEL's: a test compares them.
 An evaluation error (a missing key, a type mismatch) counts as "no", as in a CEL
 ``has()``-guarded condition.
+
+The CEL extension is Rust: a parser panic reaches Python as ``PanicException``, a
+``BaseException``, and a long enough operator chain overflows its stack while evaluating,
+which kills the process. So an expression longer than ``MAX_LENGTH`` characters or nested
+deeper than ``MAX_NESTING`` brackets is refused before CEL sees it, and a panic while
+compiling or evaluating is caught here, at the boundary, as an error of that expression.
 """
 
 from __future__ import annotations
@@ -33,6 +39,12 @@ _BODY_TEST = re.compile(
     rf"^body(?P<path>(?:\.{_NAME})+)\s*(?P<op>>=|<=|>|<)\s*(?P<lit>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)$"
 )
 _INT64 = 2**63
+MAX_LENGTH = 4096
+"""The longest CEL expression compiled (the shipped ones are under 100 characters)."""
+MAX_NESTING = 32
+"""The deepest nesting of parentheses, brackets and braces in a CEL expression."""
+_OPENING = frozenset("([{")
+_CLOSING = frozenset(")]}")
 
 Variables = Mapping[str, Any]
 FastPath = Callable[[Variables], bool | None]
@@ -74,6 +86,7 @@ def compile_expression(source: str, *, allowed: frozenset[str]) -> Expression:
     Raises:
         ExpressionError: a syntax error, with CEL's position, or an unknown variable.
     """
+    _check_size(source)
     try:
         program = _cel().compile(source.rstrip())
     except ValueError as exc:
@@ -85,6 +98,11 @@ def compile_expression(source: str, *, allowed: frozenset[str]) -> Expression:
             column=int(found.group("column")),
             message=f"CEL {found.group('message')}",
         ) from None
+    except BaseException as exc:
+        if not _panicked(exc):
+            raise
+        message = f"CEL could not parse this expression: {exc}"
+        raise ExpressionError(line=1, column=1, message=message) from None
     variables = frozenset(program.variables())
     unknown = sorted(variables - allowed)
     if unknown:
@@ -103,6 +121,42 @@ def compile_expression(source: str, *, allowed: frozenset[str]) -> Expression:
         fast=_fast_path(conjuncts),
         conjuncts=len(conjuncts or ()),
     )
+
+
+def _check_size(source: str) -> None:
+    """Refuse what could crash the CEL extension: too long, or nested too deep."""
+    if len(source) > MAX_LENGTH:
+        raise ExpressionError(
+            line=1,
+            column=MAX_LENGTH + 1,
+            message=f"CEL expression is longer than {MAX_LENGTH} characters ({len(source)})",
+        )
+    depth = 0
+    line, column = 1, 0
+    quote = ""
+    for char in source:
+        column += 1
+        if char == "\n":
+            line, column = line + 1, 0
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in {"'", '"'}:
+            quote = char
+        elif char in _OPENING:
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ExpressionError(
+                    line=line,
+                    column=column,
+                    message=f"CEL expression nests deeper than {MAX_NESTING} brackets",
+                )
+        elif char in _CLOSING:
+            depth -= 1
+
+
+def _panicked(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Rust panic surfacing through PyO3 (``pyo3_runtime.PanicException``)."""
+    return type(exc).__name__ == "PanicException" and not isinstance(exc, Exception)
 
 
 @functools.cache
@@ -150,6 +204,10 @@ def evaluate_cel(expression: Expression, variables: Variables) -> bool:
     try:
         result = expression.program.execute(context)
     except (TypeError, ValueError, KeyError, RuntimeError):
+        return False
+    except BaseException as exc:
+        if not _panicked(exc):
+            raise
         return False
     return result is True
 

@@ -140,11 +140,9 @@ def compile_files(
     contents: list[tuple[str, bytes]] = []
     for path in files:
         try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            state.fail(
-                errors.SourcePosition(path=str(path), line=1, column=1), f"cannot read: {exc}"
-            )
+            raw = sourcemap.read_bytes(path)
+        except errors.RuleFileError as exc:
+            state.problems.append(exc)
             continue
         contents.append((_relative(path, base), raw))
         state.file(str(path), raw.decode("utf-8", errors="replace"))
@@ -382,13 +380,13 @@ class _FileContext:
         try:
             parsed = templates.parse(text)
         except templates.TemplateError as exc:
-            line, column = _line_column(text, exc.offset)
+            line, column = sourcemap.line_column(text, exc.offset)
             self.state.fail(self._inside(path, line=line, column=column), f"template: {exc}")
             return None
         outside = sorted(scope.value for scope in parsed.scopes - scopes)
         if outside:
             offset = text.find(outside[0])
-            line, column = _line_column(text, max(offset, 0))
+            line, column = sourcemap.line_column(text, max(offset, 0))
             allowed = ", ".join(sorted(scope.value for scope in scopes))
             self.state.fail(
                 self._inside(path, line=line, column=column),
@@ -422,7 +420,7 @@ class _FileContext:
                 key = (*path, *((where,) if isinstance(where, str) else where))
                 found = re.search(rf"labels\.{re.escape(label)}\b", text)
                 offset = found.start() + len("labels.") if found else 0
-                line, column = _line_column(text, max(offset, 0))
+                line, column = sourcemap.line_column(text, max(offset, 0))
                 have = ", ".join(sorted(produced)) or "no labels"
                 self.state.fail(
                     self._inside(key, line=line, column=column),
@@ -460,21 +458,7 @@ class _FileContext:
     def _inside(self, path: sourcemap.Path, *, line: int, column: int) -> errors.SourcePosition:
         """The file position of (line, column) inside the scalar at ``path``."""
         start = self.source_map.value_at(path)
-        lines = self.text.splitlines()
-        first = lines[start.line - 1] if 0 < start.line <= len(lines) else ""
-        marker = first[start.column - 1 : start.column]
-        if marker in {"|", ">"}:  # block scalar: content starts on the next line
-            content = lines[start.line] if start.line < len(lines) else ""
-            indent = len(content) - len(content.lstrip(" "))
-            return errors.SourcePosition(
-                path=start.path, line=start.line + line, column=indent + column
-            )
-        shift = 1 if marker in {"'", '"'} else 0
-        if line == 1:
-            return errors.SourcePosition(
-                path=start.path, line=start.line, column=start.column + shift + column - 1
-            )
-        return errors.SourcePosition(path=start.path, line=start.line + line - 1, column=column)
+        return sourcemap.inside(self.text, start, line=line, column=column)
 
 
 def _family(source: schema.Source) -> model.Family:
@@ -487,12 +471,6 @@ def _family(source: schema.Source) -> model.Family:
 
 def _field_name(key: str) -> str:
     return "for_" if key == "for" else key
-
-
-def _line_column(text: str, offset: int) -> tuple[int, int]:
-    before = text[:offset]
-    line = before.count("\n") + 1
-    return line, offset - (before.rfind("\n") + 1) + 1
 
 
 def _with_digest(rule: model.Rule) -> model.Rule:

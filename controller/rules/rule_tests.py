@@ -138,7 +138,7 @@ def parse(path: Path, *, known_remediations: set[str] | None = None) -> TestFile
         errors.RuleFileError: the test file or a rule file is invalid (a ``RuleSetError``
             carries every problem).
     """
-    text = path.read_text()
+    text = sourcemap.read(path)
     data, source_map = sourcemap.load(text, file=str(path))
     try:
         spec = TestFileSpec.model_validate(data)

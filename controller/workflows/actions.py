@@ -311,7 +311,7 @@ async def verify(
     heartbeat = step.interval + timedelta(seconds=30)
     out: io.VerifyOutput
     if step.promql:
-        query = templates.render(step.promql, env.scope(item), escape=templates.promql_string)
+        query = templates.render_promql(step.promql, env.scope(item))
         request_promql = io.VerifyPromqlInput(
             context=env.context(path), query=query, within=step.within, interval=step.interval
         )
@@ -413,7 +413,6 @@ def _render_loose(value: Mapping[str, Any], scope: templates.Scope) -> dict[str,
 
 async def scale(env: Env, step: spec.ScaleStep, path: str, item: str | None) -> Done:
     """Read the replica count, decide the new one, and set it if it differs."""
-    del item
     context = env.context(path)
     timeout = default_timeout("scale")
     read = await call(
@@ -430,15 +429,16 @@ async def scale(env: Env, step: spec.ScaleStep, path: str, item: str | None) -> 
     elif step.by is not None:
         desired = max(0, current + step.by)
     elif step.policy is not None:
+        query = templates.render_promql(step.policy.metric, env.scope(item))
         sample = await call(
             io.QUERY_METRIC,
-            io.QueryMetricInput(context=context, query=step.policy.metric),
+            io.QueryMetricInput(context=context, query=query),
             io.QueryMetricOutput,
             step,
             default=timeout,
         )
         if sample.value is None:
-            return failed(f"no data for {step.policy.metric}", current=current)
+            return failed(f"no data for {query}", current=current)
         metric = sample.value
         desired, env.scaler = scaling.recommend(
             target=step.target.name,

@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from controller.activities import redaction, rest, verify
 from controller.ingest import promql
-from controller.plans import spec
+from controller.plans import spec, templates
 from controller.workflows import activity_io
 
 FAST = timedelta(milliseconds=100)
@@ -148,3 +148,34 @@ async def test_prometheus_down_is_transient_for_metrics(checker, activity_env):
     )
     assert not out.ok
     assert out.observed.startswith("not checked:")
+
+
+async def test_hostile_label_cannot_make_verification_pass(
+    prometheus_factory, checker, activity_env
+):
+    """Against a real Prometheus the escaped query finds no series, so verification fails."""
+    server = prometheus_factory(config={"global": {"scrape_interval": "1s"}, "scrape_configs": []})
+    acts = checker(promql.Client(server.url))
+    scope = templates.Scope(labels={"instance": "x'} or vector(1) or up{a='"})
+    query = templates.render_promql('up{instance="{{ labels.instance }}"} == 1', scope)
+    out = await activity_env().run(
+        acts.verify_promql,
+        activity_io.VerifyPromqlInput(
+            context=context("v"),
+            query=query,
+            within=timedelta(milliseconds=300),
+            interval=timedelta(milliseconds=100),
+        ),
+    )
+    assert not out.ok
+    assert out.observed == "no series"
+    injected = templates.render(
+        "up{instance='{{ labels.instance }}'} == 1", scope, escape=templates.promql_string
+    )
+    passes = await activity_env().run(
+        acts.verify_promql,
+        activity_io.VerifyPromqlInput(
+            context=context("v"), query=injected, within=timedelta(seconds=5)
+        ),
+    )
+    assert passes.ok, "the single-quoted form is what lint and render_promql refuse"
