@@ -1,6 +1,7 @@
 import json
 import re
 import time
+import urllib.parse
 
 import httpx
 import kafka
@@ -9,6 +10,10 @@ import pytest
 import pytest_asyncio
 from fake_jira import FakeJira
 from fake_pagerduty import FakePagerDuty
+from grafana_foundation_sdk.cog import encoder as cogencoder
+from grafana_foundation_sdk.cog import plugins as cogplugins
+from grafana_foundation_sdk.models import dashboard as grafana_dashboard
+from grafana_foundation_sdk.models import prometheus as grafana_prometheus
 from harness import processes, prometheus
 from prometheus_client import parser
 
@@ -209,3 +214,135 @@ async def test_temporal_sdk_metrics_are_served_on_their_own_endpoint(observed):
     )
     assert any(name.startswith("temporal_") and name.endswith("_total") for name in names)
     assert not [name for name in names if name.startswith("homeostat_")]
+
+
+DASHBOARD = scenario.REPO / "helm" / "homeostat" / "dashboards" / "homeostat.json"
+_VARIABLE = re.compile(r"\$\{([^}:]+)(?::(\w+))?\}")
+
+
+def _dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text())
+
+
+def _panels(dashboard: dict) -> list[dict]:
+    found = []
+    for panel in dashboard["panels"]:
+        found += panel.get("panels", [])
+        if panel["type"] != "row":
+            found.append(panel)
+    return found
+
+
+def _promql(expr: str) -> str:
+    return expr.replace("$__rate_interval", "1m").replace("$__range", "5m")
+
+
+async def _query(prometheus_url: str, expr: str) -> list[dict]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.get(f"{prometheus_url}/api/v1/query", params={"query": _promql(expr)})
+    body = answer.json()
+    assert body["status"] == "success", (expr, body)
+    return body["data"]["result"]
+
+
+def test_the_dashboard_loads_in_the_typed_grafana_model_without_losing_anything():
+    """The dashboard JSON decodes into grafana-foundation-sdk's Dashboard, every query as a typed Prometheus query, and encodes back the same panels, queries and links."""
+    cogplugins.register_default_plugins()
+    data = _dashboard()
+    model = grafana_dashboard.Dashboard.from_json(data)
+    assert model.title == "Homeostat"
+    assert [v.name for v in model.templating.list_val] == ["datasource", "temporal_ui", "namespace"]
+    typed = [
+        panel
+        for item in model.panels
+        for panel in ([item] if isinstance(item, grafana_dashboard.Panel) else item.panels)
+    ]
+    assert len(typed) == len(_panels(data)) >= 20
+    for panel in typed:
+        assert panel.targets, panel.title
+        for target in panel.targets:
+            assert isinstance(target, grafana_prometheus.Dataquery), panel.title
+            assert target.expr.strip()
+    again = json.loads(json.dumps(model.to_json(), cls=cogencoder.JSONEncoder))
+    assert [(p["title"], [t["expr"] for t in p["targets"]]) for p in _panels(again)] == [
+        (p["title"], [t["expr"] for t in p["targets"]]) for p in _panels(data)
+    ]
+    assert [(link["title"], link["url"]) for link in again["links"]] == [
+        (link["title"], link["url"]) for link in data["links"]
+    ]
+
+
+async def test_every_dashboard_query_parses_and_returns_data_from_prometheus(observed):
+    """Each panel's PromQL, run by the Prometheus that scraped Homeostat during the scenario, parses and returns series."""
+    queries = [
+        (panel["title"], target["expr"])
+        for panel in _panels(_dashboard())
+        for target in panel["targets"]
+    ]
+    empty = [
+        (title, expr) for title, expr in queries if not await _query(observed.prometheus_url, expr)
+    ]
+    assert empty == []
+
+
+def _links(panel: dict) -> list[str]:
+    config = panel.get("fieldConfig", {})
+    found = [link["url"] for link in panel.get("links", [])]
+    found += [link["url"] for link in config.get("defaults", {}).get("links", [])]
+    for override in config.get("overrides", []):
+        for prop in override["properties"]:
+            if prop["id"] == "links":
+                found += [link["url"] for link in prop["value"]]
+    return found
+
+
+def _resolve(template: str, values: dict[str, str]) -> str:
+    def one(match: re.Match) -> str:
+        value = values[match.group(1)]
+        return urllib.parse.quote(value, safe="") if match.group(2) == "percentencode" else value
+
+    return _VARIABLE.sub(one, template)
+
+
+async def _confirm(observed, url: str) -> str:
+    """What the Temporal Web UI URL names, after checking with Temporal that it exists."""
+    parsed = urllib.parse.urlsplit(url)
+    assert f"{parsed.scheme}://{parsed.netloc}" == "http://temporal-ui.test"
+    parts = parsed.path.split("/")
+    assert parts[:4] == ["", "namespaces", observed.namespace, "workflows"], url
+    if len(parts) == 4:
+        query = urllib.parse.parse_qs(parsed.query)["query"][0]
+        count = await observed.temporal.count_workflows(query)
+        assert count.count >= 1, query
+        return query
+    assert len(parts) == 6
+    assert parts[5] == "history", url
+    workflow_id = urllib.parse.unquote(parts[4])
+    described = await observed.temporal.get_workflow_handle(workflow_id).describe()
+    assert described.id == workflow_id
+    return workflow_id
+
+
+async def test_every_dashboard_link_names_a_workflow_or_query_that_temporal_confirms(observed):
+    """Each data link, resolved with a row its own panel shows for the scenario's episodes, opens an existing workflow history or a visibility query with results."""
+    base = {"temporal_ui": "http://temporal-ui.test", "namespace": observed.namespace}
+    dashboard = _dashboard()
+    confirmed = [await _confirm(observed, _resolve(url, base)) for url in _links(dashboard)]
+    for panel in _panels(dashboard):
+        templates = _links(panel)
+        if not templates:
+            continue
+        rows = await _query(observed.prometheus_url, panel["targets"][0]["expr"])
+        wanted = {"rule": "ObservedLatency", "workflow_id": observed.waiting_episode}
+        matching = [r for r in rows if all(r["metric"].get(k, v) == v for k, v in wanted.items())]
+        matching.sort(key=lambda r: float(r["value"][1]) <= 0)  # rows with a value first
+        row = matching[0]["metric"] if matching else None
+        assert row is not None, (panel["title"], rows)
+        values = dict(base)
+        for label, value in row.items():
+            values[f"__field.labels.{label}"] = value
+            values[f"__data.fields.{label}"] = value
+        confirmed += [await _confirm(observed, _resolve(t, values)) for t in templates]
+    assert observed.waiting_episode in confirmed
+    assert any('HomeostatRule="ObservedLatency"' in item for item in confirmed)
+    assert any('HomeostatPhase="awaiting_approval"' in item for item in confirmed)
