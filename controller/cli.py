@@ -18,6 +18,7 @@ from rich import console as rich_console
 
 from controller import __version__, errors, service
 from controller import settings as settings_module
+from controller.commands import demo as demo_command
 from controller.commands import resources as resource_commands
 from controller.commands import rules as rules_commands
 from controller.commands import run as run_command
@@ -35,6 +36,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(rules_commands.app, name="rules")
 app.add_typer(resource_commands.app, name="resource")
 app.command(name="run")(run_command.run)
+app.command(name="demo")(demo_command.demo)
 
 ConfigOption = Annotated[
     Path | None,

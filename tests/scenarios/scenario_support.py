@@ -1,0 +1,180 @@
+"""What the scenario tests share: settings over the shipped content, Homeostat in-process, waits.
+
+Each scenario runs the shipped rules/, remediations/ and playbooks/ (or a copy whose
+durations are compressed by configuration) against the session's Temporal dev server, with
+Homeostat's service running in the test's process on its own task queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from temporalio.client import Client
+
+from controller import service, settings
+from controller.domain import contract, resources
+from controller.workflows import converter, remediation_io, resource_io
+
+REPO = Path(__file__).resolve().parents[2]
+ROUTING_KEY = "R0UT1NGKEY000000000000000SCENARI"
+JIRA_USER = "homeostat@example.com"
+JIRA_TOKEN = "jira-api-token"
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def shipped(folder: Path | None = None) -> dict[str, str]:
+    """The ``rules`` settings group naming the shipped folders (or a copy of them in ``folder``)."""
+    root = folder or REPO
+    return {
+        "rules_dir": str(root / "rules"),
+        "remediations_dir": str(root / "remediations"),
+        "playbooks_dir": str(root / "playbooks"),
+    }
+
+
+def paging(fake: Any) -> dict[str, Any]:
+    """The ``paging`` settings group for the PagerDuty contract server."""
+    return {"routing_key": ROUTING_KEY, "events_url": fake.url, "ca_file": str(fake.ca_file)}
+
+
+def ticketing(fake: Any) -> dict[str, Any]:
+    """The ``ticketing`` settings group for the Jira contract server."""
+    return {"url": fake.url, "user": JIRA_USER, "token": JIRA_TOKEN, "flavor": "cloud"}
+
+
+def make_settings(tmp_path: Path, temporal_address: str, **groups: dict[str, Any]) -> Path:
+    """Write ``tmp_path/homeostat.yaml`` for one scenario; its path (for the CLI too).
+
+    Defaults: the shipped rules, plans and playbooks; a task queue and HTTP port of its
+    own; run folders under ``tmp_path``; playbooks run with this interpreter.
+    """
+    values: dict[str, Any] = {
+        "temporal": {"address": temporal_address, "task_queue": f"scen-{uuid.uuid4().hex[:8]}"},
+        "http": {"port": free_port()},
+        "rules": shipped(),
+        "activities": {"state_dir": str(tmp_path / "runs")},
+        "ansible": {"python_interpreter": sys.executable},
+    }
+    for group, extra in groups.items():
+        values[group] = {**values.get(group, {}), **extra}
+    path = tmp_path / "homeostat.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def load(path: Path) -> settings.Settings:
+    """The settings a scenario wrote."""
+    return settings.load(path)
+
+
+@contextlib.asynccontextmanager
+async def running(config: settings.Settings) -> AsyncIterator[service.Endpoints]:
+    """`homeostat up` in this process until the block ends."""
+    stop = asyncio.Event()
+    ready: asyncio.Future[service.Endpoints] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(service.run(config, stop=stop, on_ready=ready.set_result))
+    done, _ = await asyncio.wait({task, ready}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    if ready not in done:
+        task.cancel()
+        raise TimeoutError("homeostat did not become ready")
+    try:
+        yield ready.result()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+async def client(address: str) -> Client:
+    """A Temporal client speaking Homeostat's payloads."""
+    return await Client.connect(address, data_converter=converter.DATA_CONVERTER)
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float, interval: float = 0.25) -> Any:
+    """Await ``check()`` until it returns something truthy without raising; return it."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = await check()
+        except Exception as exc:  # noqa: BLE001 - e.g. the workflow does not exist yet
+            last = exc
+        else:
+            if value:
+                return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"not true within {timeout} s (last error: {last!r})")
+
+
+async def resource_state(temporal: Client, resource: str) -> resource_io.ResourceState:
+    """The resource workflow's state, by query."""
+    handle = temporal.get_workflow_handle(
+        resources.resource_workflow_id(resources.ResourceKey(resource))
+    )
+    return await handle.query(contract.QUERY_STATE, result_type=resource_io.ResourceState)
+
+
+async def closed_episodes(
+    temporal: Client, resource: str, *, count: int = 1, timeout: float = 90
+) -> resource_io.ResourceState:
+    """The resource's state once ``count`` episodes are closed and none is open."""
+
+    async def closed() -> resource_io.ResourceState | None:
+        state = await resource_state(temporal, resource)
+        return state if len(state.outcomes) >= count and not state.episodes else None
+
+    return await eventually(closed, timeout=timeout, interval=0.5)
+
+
+async def remediation(
+    temporal: Client, episode: str, *, timeout: float = 60
+) -> remediation_io.RemediationResult:
+    """The episode's remediation result (its workflow's completion)."""
+    handle = temporal.get_workflow_handle(
+        resources.remediation_workflow_id(resources.EpisodeId(episode)),
+        result_type=remediation_io.RemediationResult,
+    )
+    return await asyncio.wait_for(handle.result(), timeout)
+
+
+async def activities_run(temporal: Client, workflow_id: str) -> list[str]:
+    """The activity types a workflow scheduled, in order, read from its history."""
+    history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
+async def homeostat_cli(config_path: Path, *args: str, cwd: Path = REPO) -> tuple[int, str, str]:
+    """Run ``homeostat ARGS --config CONFIG`` as an operator would: exit status, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "controller",
+        *args,
+        "--config",
+        str(config_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+    )
+    out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()

@@ -1,0 +1,41 @@
+"""`homeostat demo`: scenario 10 on this machine, started and stopped by itself."""
+
+import subprocess
+import sys
+
+import pytest
+import scenario_support as support
+
+from controller.activities import processes
+
+
+@pytest.mark.timeout(240)
+def test_demo_heals_the_service_prints_the_history_and_leaves_nothing_running(tmp_path):
+    """From a clean folder the demo exits 0, prints the episode's alert, playbook, verification and resolve, and no process of it survives."""
+    folder = tmp_path / "demo"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "controller", "demo"),
+            *("--dir", str(folder), "--ui-port", str(support.free_port())),
+        ],
+        cwd=support.REPO,
+        capture_output=True,
+        text=True,
+        timeout=220,
+        check=False,
+    )
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    history = out[out.index("History of episode DemoServiceDown/service/demo-web/") :]
+    for line in (
+        "alert     DemoServiceDown fired for service/demo-web",
+        "playbook  restart succeeded: demo_restart.yml ok on 1 hosts, 1 changed",
+        'verify    up_again succeeded: holds: up{job="homeostat-demo", service="demo-web"} == 1',
+        "resolved  episode closed",
+    ):
+        assert line in history, history
+    assert "killed demo-web" in out
+    assert "answers again" in out
+    assert "the episode in the Temporal Web UI: http://127.0.0.1:" in out
+    assert out.rstrip().endswith("stopped; nothing is left running")
+    assert processes.carriers(str(folder)) == [], "a process of the demo is still running"
