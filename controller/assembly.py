@@ -22,7 +22,16 @@ from temporalio import client as temporal_client
 from controller import dispatch, errors
 from controller import settings as settings_module
 from controller.domain import durations, observations, resources, transitions
-from controller.ingest import auth, kafka, pipeline, prometheus, promql, supervision, webhooks
+from controller.ingest import (
+    admission,
+    auth,
+    kafka,
+    pipeline,
+    prometheus,
+    promql,
+    supervision,
+    webhooks,
+)
 from controller.observability import metrics as metrics_module
 from controller.plans import loader as plans_loader
 from controller.rules import engine as engine_module
@@ -129,6 +138,11 @@ def webhook_config(settings: settings_module.Settings) -> webhooks.WebhookConfig
     )
 
 
+def admission_limits(settings: settings_module.Settings) -> admission.Limits:
+    """What may enter the rules engine."""
+    return admission.Limits(max_clock_skew=settings.ingest.max_clock_skew)
+
+
 def _start_input(resource: resources.ResourceKey) -> resource_io.ResourceWorkflowInput:
     return resource_io.ResourceWorkflowInput(resource=resource)
 
@@ -191,6 +205,7 @@ class Ingest:
                     heartbeat_interval=self.settings.kafka.session_timeout / 3,
                     rebuild_window=self.settings.kafka.rebuild_window
                     or rebuild_window(self.engine.rule_set),
+                    limits=self.pipe.limits,
                 ),
                 pipe=self.pipe,
                 loop=asyncio.get_running_loop(),
@@ -298,7 +313,7 @@ def build_ingest(
     """Assemble engine, dispatcher, pipeline, webhooks and the Prometheus poller."""
     rule_set = load_rules(settings)
     metrics.rules_loaded.set(len(rule_set.rules))
-    engine = engine_module.Engine(rule_set, clock=clock)
+    engine = engine_module.Engine(rule_set, clock=clock, on_drop=pipeline.drop_reporter())
     metrics.watch_engine(engine)
     dispatcher = dispatch.Dispatcher(
         temporal_sender(client, settings.temporal.task_queue),
@@ -306,7 +321,13 @@ def build_ingest(
         max_in_flight=settings.dispatch.max_in_flight,
         max_pending=settings.dispatch.max_pending,
     )
-    pipe = pipeline.Pipeline(engine=engine, dispatcher=dispatcher, metrics=metrics)
+    pipe = pipeline.Pipeline(
+        engine=engine,
+        dispatcher=dispatcher,
+        metrics=metrics,
+        clock=clock,
+        limits=admission_limits(settings),
+    )
     router = webhooks.build_router(
         config=webhook_config(settings), pipe=pipe, clock=clock, metrics=metrics
     )

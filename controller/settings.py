@@ -167,6 +167,16 @@ class DispatchSettings(_Group):
     )
 
 
+class IngestSettings(_Group):
+    """What may enter the rules engine, from every source."""
+
+    max_clock_skew: Duration = pydantic.Field(
+        default=timedelta(minutes=1),
+        description="how far an event's time may be ahead of its receive time; "
+        "beyond it a webhook answers 400 and a Kafka message is dead-lettered",
+    )
+
+
 class RulesSettings(_Group):
     """Where rule files, remediation plans and playbooks live."""
 
@@ -339,6 +349,7 @@ class Settings(pydantic_settings.BaseSettings):
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
     webhooks: WebhooksSettings = WebhooksSettings()
     dispatch: DispatchSettings = DispatchSettings()
+    ingest: IngestSettings = IngestSettings()
     rules: RulesSettings = RulesSettings()
     paging: PagingSettings = PagingSettings()
     ticketing: TicketingSettings = TicketingSettings()

@@ -42,7 +42,7 @@ import structlog
 
 from controller import errors
 from controller.domain import observations
-from controller.ingest import events, pipeline
+from controller.ingest import admission, events, pipeline
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +72,7 @@ class KafkaConfig:
     max_poll_interval: timedelta = timedelta(minutes=5)
     session_timeout: timedelta = timedelta(seconds=45)
     heartbeat_interval: timedelta = timedelta(seconds=3)
+    limits: admission.Limits = field(default_factory=admission.Limits)
 
 
 @dataclass(slots=True)
@@ -249,7 +250,7 @@ class KafkaSource:
                 times[tp] = latest
         if replayed:
             self._wait(self._submit(self._rebuild_state(replayed)), stop)
-        handoff = self._submit(self._pipe.ingest(live)) if live else None
+        handoff = self._submit(self._pipe.ingest(live, admitted=True)) if live else None
         self._settle(stop)
         last = {tp: records[-1] for tp, records in polled.items() if records}
         self._in_flight = _InFlight(
@@ -380,12 +381,20 @@ class KafkaSource:
         (``dead_letter=False``) it was dead-lettered when first read, and is skipped.
         """
         found: list[observations.Observation] = []
+        now = self._clock()
         for record in records:
             try:
-                found.append(self._decode_one(record))
+                observation = self._decode_one(record)
             except errors.PayloadError as exc:
                 if dead_letter:
                     self._dead_letter(record, exc)
+                continue
+            refused = admission.refusal(observation, now=now, limits=self._config.limits)
+            if refused is None:
+                found.append(observation)
+            elif dead_letter:
+                self._pipe.count_refusal(refused, observation)
+                self._dead_letter(record, refused.error)
         return found
 
     def _decode_one(self, record: Any) -> observations.Observation:

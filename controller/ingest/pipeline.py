@@ -3,13 +3,20 @@
 The rules engine is pure and single-threaded; every call into it happens on the event
 loop, through this class. A source awaits ``ingest`` and acknowledges upstream only when
 it returned: by then Temporal accepted every transition the observations produced.
+
+``ingest`` first admits the whole batch (``admission``): a refused observation fails the
+call before the engine saw any of it; refusals are counted in
+``homeostat_observations_refused_total{reason}``, and so is an observation that makes the
+engine raise (a defect, reason ``error``), while the others are evaluated all the same.
+Every observation the engine drops (late, duplicate, no valid resource...) is logged at
+debug level here and counted by the engine (``homeostat_observations_ignored_total``).
 """
 
 from __future__ import annotations
 
 import collections
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -17,6 +24,7 @@ import structlog
 
 from controller import dispatch
 from controller.domain import observations, transitions
+from controller.ingest import admission
 
 log = structlog.get_logger(__name__)
 _SOURCE = operator.attrgetter("source")
@@ -43,6 +51,32 @@ class Counters(Protocol):
     def transitions(self) -> Any:
         """Counter of transitions by rule and kind."""
 
+    @property
+    def observations_refused(self) -> Any:
+        """Counter of observations refused entry (or failing the engine), by reason."""
+
+
+def drop_reporter() -> Callable[[str, str, observations.Observation | None], None]:
+    """A callback for the engine's ``on_drop``: log the drop, with its reason, at debug level.
+
+    The engine counts its drops itself (``Engine.stats``, exported at scrape time).
+    """
+
+    def dropped(reason: str, rule: str, observation: observations.Observation | None) -> None:
+        if observation is None:
+            log.debug("observation_dropped", reason=reason, rule=rule)
+        else:
+            log.debug(
+                "observation_dropped",
+                reason=reason,
+                rule=rule,
+                source=observation.source.value,
+                stream=observation.stream,
+                at=observation.at.isoformat(),
+            )
+
+    return dropped
+
 
 class Pipeline:
     """Runs observations through the engine and hands the transitions to the dispatcher."""
@@ -53,17 +87,77 @@ class Pipeline:
         engine: Engine,
         dispatcher: dispatch.Dispatcher,
         metrics: Counters | None = None,
+        clock: Callable[[], datetime] | None = None,
+        limits: admission.Limits | None = None,
     ) -> None:
-        """Wire ``engine`` to ``dispatcher``."""
+        """Wire ``engine`` to ``dispatcher``.
+
+        Args:
+            engine: the rules engine.
+            dispatcher: where transitions go.
+            metrics: where to count observations, transitions and drops.
+            clock: the receive time of what ``ingest`` admits; without one nothing is
+                checked against it.
+            limits: what may enter the engine.
+        """
         self.engine = engine
         self.dispatcher = dispatcher
         self._metrics = metrics
+        self._clock = clock
+        self.limits = limits or admission.Limits()
+
+    def admit(self, batch: Sequence[observations.Observation]) -> None:
+        """Check that every observation of ``batch`` may enter the engine.
+
+        Raises:
+            errors.PayloadError: one may not; ``field`` names it (``[index]...`` in a batch
+                of several) and the message says why. Nothing was evaluated.
+        """
+        if self._clock is None:
+            return
+        now = self._clock()
+        for index, observation in enumerate(batch):
+            refused = admission.refusal(observation, now=now, limits=self.limits)
+            if refused is None:
+                continue
+            self.count_refusal(refused, observation)
+            error = refused.error
+            if len(batch) > 1:
+                raise type(error)(f"[{index}].{error.field}", error.message)
+            raise error
+
+    def count_refusal(
+        self, refused: admission.Refusal, observation: observations.Observation
+    ) -> None:
+        """Count and log one observation that was refused entry."""
+        if self._metrics is not None:
+            self._metrics.observations_refused.labels(reason=refused.reason.value).inc()
+        log.warning(
+            "observation_refused",
+            reason=refused.reason.value,
+            source=observation.source.value,
+            stream=observation.stream,
+            error=refused.error.message,
+        )
 
     def evaluate(self, batch: Sequence[observations.Observation]) -> list[transitions.Transition]:
-        """Run ``batch`` through the engine without dispatching (rebuilding state)."""
+        """Run ``batch`` through the engine without dispatching (rebuilding state).
+
+        An observation that makes the engine raise is logged and counted (reason
+        ``error``); the rest of the batch is evaluated all the same.
+        """
         found: list[transitions.Transition] = []
         for observation in batch:
-            found.extend(self.engine.observe(observation))
+            try:
+                found.extend(self.engine.observe(observation))
+            except Exception:  # a defect: one observation must not stop the others
+                log.exception(
+                    "observation_failed",
+                    source=observation.source.value,
+                    stream=observation.stream,
+                )
+                if self._metrics is not None:
+                    self._metrics.observations_refused.labels(reason="error").inc()
         return found
 
     async def ingest(
@@ -71,12 +165,22 @@ class Pipeline:
         batch: Sequence[observations.Observation],
         *,
         deadline: timedelta | None = None,
+        admitted: bool = False,
     ) -> list[transitions.Transition]:
-        """Evaluate ``batch`` and return once every resulting transition was handed off.
+        """Admit and evaluate ``batch``; return once every resulting transition was handed off.
+
+        Args:
+            batch: the observations, in the order they arrived.
+            deadline: how long to wait for Temporal (see ``Dispatcher.dispatch``).
+            admitted: the source already admitted each observation (Kafka does, to
+                dead-letter one message rather than fail its batch).
 
         Raises:
+            errors.PayloadError: an observation may not enter (see ``admit``).
             dispatch.DispatchError: not handed off (see ``Dispatcher.dispatch``).
         """
+        if not admitted:
+            self.admit(batch)
         found = self.evaluate(batch)
         if self._metrics is not None:
             for source, count in collections.Counter(map(_SOURCE, batch)).items():

@@ -112,6 +112,7 @@ class Metrics:
     source_errors: prometheus_client.Counter
     rules_loaded: prometheus_client.Gauge
     rule_reloads: prometheus_client.Counter
+    observations_refused: prometheus_client.Counter
     # Added with issue 13: ingest.
     http_request_seconds: prometheus_client.Histogram
     rule_evaluation_errors: prometheus_client.Counter
@@ -318,6 +319,13 @@ def create(registry: prometheus_client.CollectorRegistry | None = None) -> Metri
             "labelled with its workflow id for links to its history.",
             ["workflow_id", "rule", "severity"],
             registry=reg,
+        ),
+        observations_refused=_counter(
+            reg,
+            "homeostat_observations_refused",
+            "Observations refused before the rules engine saw them (clock_skew, too_large), "
+            "or that made it fail (error), by reason.",
+            ["reason"],
         ),
     )
     reg.register(metrics.engine)

@@ -15,8 +15,14 @@ allocated.
 Events arrive in time order per condition (resource and ``group_by`` values): an event
 older than the last one seen there is late and ignored, and an exact duplicate of the last
 one is ignored too, so replayed or duplicated observations never start a second episode.
-An event older than the rule's horizon (its longest window) behind the newest time the
-engine has seen is ignored as well, even for a condition it no longer remembers.
+An event older than the rule's horizon (its longest window) behind the newest time seen
+is ignored as well, even for a condition the engine no longer remembers. "The newest time
+seen" is kept per rule and stream, advanced only by events that rule matched, and by
+``tick``: an event that no rule matches moves nothing, and an event of one stream cannot
+make another stream's events late. (Sources bound event time against receive time before
+it gets here: see ``ingest.admission``.)
+
+Every dropped observation is counted in ``stats`` by reason and reported to ``on_drop``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from controller.rules import alertmanager, alerts, episodes, expressions, model,
 Clock = Callable[[], datetime]
 """Where ``replace_rules`` reads "now" when the engine was given one."""
 
+OnDrop = Callable[[str, str, "observations.Observation | None"], None]
+"""Told of each dropped observation: the reason, the rule (or ``""``), the observation."""
+
 _EVENT_SOURCES = frozenset(
     {observations.SourceKind.KAFKA, observations.SourceKind.WEBHOOK, observations.SourceKind.GITLAB}
 )
@@ -44,6 +53,8 @@ _ALERTMANAGER = observations.SourceKind.ALERTMANAGER
 _INACTIVE = alerts.State.INACTIVE
 _KEY_CACHE_SIZE = 65536
 """Rendered condition keys a rule remembers before it starts over (bounds memory)."""
+_STREAMS_KEPT = 1024
+"""Streams a rule keeps a newest time for before it starts over (bounds memory)."""
 _UNKNOWN: Any = object()
 
 
@@ -113,6 +124,7 @@ class _Runtime:
         "implied",
         "key_labels",
         "keys",
+        "newest",
         "plain",
         "prometheus",
         "rule",
@@ -137,6 +149,8 @@ class _Runtime:
         self.evaluations = 0
         """Observations and query results evaluated against the rule (a metric)."""
         self.swept: datetime | None = None
+        self.newest: dict[str, datetime] = {}
+        """Per stream, the newest event time this rule matched."""
         self.implied = rule.match is not None and rule.match.only_equality
         """Whether the index lookup alone decides ``match``."""
         self.plain = rule.count is None and rule.correlation is None
@@ -174,16 +188,26 @@ class _Runtime:
 class Engine:
     """Turns observations and evaluations into transitions; holds all rule state."""
 
-    def __init__(self, rule_set: model.RuleSet, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        rule_set: model.RuleSet,
+        *,
+        clock: Clock | None = None,
+        on_drop: OnDrop | None = None,
+    ) -> None:
         """Start with no state.
 
         Args:
             rule_set: the rules in force.
             clock: "now" for ``replace_rules``; without one, the newest time the engine was
                 fed (keeping the engine deterministic).
+            on_drop: told of every dropped observation (to log it).
         """
         self._clock = clock
+        self._on_drop = on_drop
         self._now: datetime | None = None
+        self._ticked: datetime | None = None
+        """The latest ``tick``: every source was read up to it (a trusted "now")."""
         self._runtime_silences: dict[str, model.Silence] = {}
         self.stats: collections.Counter[str] = collections.Counter()
         """Observations dropped, by reason (late, duplicate, invalid_resource, ...)."""
@@ -205,7 +229,7 @@ class Engine:
             The resolutions of episodes of rules that were removed or changed.
         """
         out: list[transitions.Transition] = []
-        now = self._clock() if self._clock is not None else self._now
+        now = self._clock() if self._clock is not None else self._newest()
         keep: dict[str, _Runtime] = {}
         for name, runtime in self._runtimes.items():
             replacement = rule_set.rules.get(name)
@@ -259,9 +283,14 @@ class Engine:
     # --- inputs ----------------------------------------------------------------------------
 
     def observe(self, observation: observations.Observation) -> list[transitions.Transition]:
-        """Feed one event (Kafka, webhook, GitLab) or Alertmanager alert, in event time."""
-        self._saw(observation.at)
+        """Feed one event (Kafka, webhook, GitLab) or Alertmanager alert, in event time.
+
+        An event moves the engine's time only when a rule matched it.
+        """
+        if observation.at.tzinfo is None:
+            raise ValueError("times must be timezone-aware")
         if observation.source is _ALERTMANAGER:
+            self._saw(observation.at)
             changes = []
             for runtime in self._index.candidates(observation):
                 runtime.evaluations += 1
@@ -276,7 +305,7 @@ class Engine:
             if not changes:
                 return []
         else:
-            self.stats["not_an_event"] += 1
+            self._drop("not_an_event", "", observation)
             return []
         return self._fold(changes)
 
@@ -324,6 +353,8 @@ class Engine:
     def tick(self, now: datetime) -> list[transitions.Transition]:
         """Apply every deadline due at ``now``; forget conditions that no longer matter."""
         self._saw(now)
+        if self._ticked is None or now > self._ticked:
+            self._ticked = now
         changes: list[tuple[_Runtime, alerts.Change]] = []
         for runtime in self._runtimes.values():
             if runtime.rule.family is not model.Family.EVENT:
@@ -410,6 +441,20 @@ class Engine:
         if self._now is None or at > self._now:
             self._now = at
 
+    def _newest(self) -> datetime | None:
+        """The newest time the engine was fed: ticks, evaluations, alerts, matched events."""
+        times = [time for runtime in self._runtimes.values() for time in runtime.newest.values()]
+        if self._now is not None:
+            times.append(self._now)
+        return max(times, default=None)
+
+    def _drop(
+        self, reason: str, rule: str, observation: observations.Observation | None
+    ) -> None:
+        self.stats[reason] += 1
+        if self._on_drop is not None:
+            self._on_drop(reason, rule, observation)
+
     def _fold(self, changes: list[tuple[_Runtime, alerts.Change]]) -> list[transitions.Transition]:
         if len(changes) > 1:
             changes.sort(key=lambda item: (item[1].at, _FIRED_FIRST[item[1].kind]))
@@ -424,7 +469,7 @@ class Engine:
         for sample in samples:
             resource = _resource(templates.render(rule.resource, labels=sample.labels))
             if resource is None:
-                self.stats["invalid_resource"] += 1
+                self._drop("invalid_resource", rule.name, None)
                 continue
             yield resource, sample
 
@@ -514,30 +559,55 @@ class Engine:
     def _tracked(self, runtime: _Runtime, observation: observations.Observation) -> _Tracked | None:
         condition = self._condition(runtime, observation)
         if condition is None:
-            self.stats["invalid_resource"] += 1
+            self._drop("invalid_resource", runtime.rule.name, observation)
             return None
-        resource, key = condition
-        tracked = runtime.tracked.get(key)
+        key = condition[1]
         at = observation.at
+        stream = observation.stream
+        newest = runtime.newest.get(stream)
+        if newest is None:
+            _first_of_stream(runtime, stream, at)
+        elif at > newest:
+            runtime.newest[stream] = at
+        tracked = runtime.tracked.get(key)
         if tracked is None:
-            if self._now is not None and at < self._now - runtime.horizon:
-                self.stats["late"] += 1
+            tracked = self._track(runtime, observation, condition, newest)
+            if tracked is None:
                 return None
-            alert = alerts.Alert(key=key, resource=resource, labels={}, annotations={})
-            tracked = runtime.tracked[key] = _Tracked(alert, runtime.rule)
         last_at = tracked.last_at
         if last_at is not None:
             if at < last_at:
-                self.stats["late"] += 1
+                self._drop("late", runtime.rule.name, observation)
                 return None
             if at == last_at:
                 if observation in tracked.last_seen:
-                    self.stats["duplicate"] += 1
+                    self._drop("duplicate", runtime.rule.name, observation)
                     return None
                 tracked.last_seen.append(observation)
                 return tracked
         tracked.last_at = at
         tracked.last_seen = [observation]
+        return tracked
+
+    def _track(
+        self,
+        runtime: _Runtime,
+        observation: observations.Observation,
+        condition: _Condition,
+        newest: datetime | None,
+    ) -> _Tracked | None:
+        """Start tracking a condition, unless its first event is too late to matter.
+
+        Too late: older than the rule's horizon behind ``newest`` (the newest time the rule
+        matched on the event's stream before it) or behind the last tick.
+        """
+        seen = max((t for t in (newest, self._ticked) if t is not None), default=None)
+        if seen is not None and observation.at < seen - runtime.horizon:
+            self._drop("late", runtime.rule.name, observation)
+            return None
+        resource, key = condition
+        alert = alerts.Alert(key=key, resource=resource, labels={}, annotations={})
+        tracked = runtime.tracked[key] = _Tracked(alert, runtime.rule)
         return tracked
 
     @staticmethod
@@ -591,14 +661,21 @@ class Engine:
             templates.render(rule.resource, labels=observation.labels, annotations=annotations)
         )
         if resource is None:
-            self.stats["invalid_resource"] += 1
+            self._drop("invalid_resource", rule.name, observation)
             return []
         changes, ignored = runtime.alertmanager.observe(
             observation, resource=resource, annotations=annotations
         )
         if ignored is not None:
-            self.stats[ignored] += 1
+            self._drop(ignored, rule.name, observation)
         return changes
+
+
+def _first_of_stream(runtime: _Runtime, stream: str, at: datetime) -> None:
+    """Note ``runtime``'s first matched event of ``stream`` (bounded: start over at the cap)."""
+    if len(runtime.newest) >= _STREAMS_KEPT:
+        runtime.newest.clear()
+    runtime.newest[stream] = at
 
 
 def _forgettable(tracked: _Tracked, now: datetime, horizon: timedelta) -> bool:

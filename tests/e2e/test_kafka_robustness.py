@@ -1,7 +1,7 @@
 """Hostile Kafka messages, skewed clocks and refused hand-offs never stop or blind the stream."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import homeostat
 import kafka_streams
@@ -80,3 +80,30 @@ async def test_messages_that_break_the_decoder_are_dead_lettered_and_the_stream_
     assert "4300" in errors[1]
     assert "OverflowError" in errors[2]
     assert "not valid JSON" in errors[3]
+
+
+@pytest.mark.timeout(180)
+async def test_a_message_from_a_clock_six_minutes_ahead_is_dead_lettered_and_blinds_nothing(
+    tmp_path, temporal_dev_server, kafka_bootstrap
+):
+    """A message stamped six minutes ahead is dead-lettered naming the clock skew, and the events behind it, three minutes old, still start their episodes."""
+    topic = kafka_streams.new_topic(kafka_bootstrap, "skew")
+    config = _settings(tmp_path, temporal_dev_server.address, kafka_bootstrap, topic)
+    now = datetime.now(UTC)
+    ahead = _down("from-the-future", now + timedelta(minutes=6))
+    behind = [_down(f"late-{n}", now - timedelta(minutes=3, seconds=-n)) for n in range(3)]
+    kafka_streams.produce(kafka_bootstrap, topic, [ahead, *behind])
+    async with homeostat.running(config):
+        temporal = await homeostat.client(temporal_dev_server.address)
+        for n in range(3):
+            state = await homeostat.eventually(
+                lambda n=n: homeostat.resource_state(temporal, f"host/late-{n}"), timeout=90
+            )
+            assert len(state.episodes) == 1
+        dead = kafka_streams.read_all(kafka_bootstrap, f"{topic}.dead", expect=1)
+    assert [record.value for record in dead] == [ahead[1]]
+    headers = dict(dead[0].headers)
+    assert headers["homeostat-error-field"] == b"(event time)"
+    assert b"max_clock_skew" in headers["homeostat-error"]
+    workflows = await kafka_streams.resource_workflows(temporal, config.temporal.task_queue)
+    assert "resource/host/from-the-future" not in workflows
