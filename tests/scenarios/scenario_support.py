@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import shutil
 import socket
 import sys
 import time
@@ -21,7 +23,7 @@ import yaml
 from temporalio.client import Client
 
 from controller import service, settings
-from controller.domain import contract, resources
+from controller.domain import contract, durations, resources
 from controller.workflows import converter, remediation_io, resource_io
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,6 +77,49 @@ def make_settings(tmp_path: Path, temporal_address: str, **groups: dict[str, Any
     path = tmp_path / "homeostat.yaml"
     path.write_text(yaml.safe_dump(values))
     return path
+
+
+_DURATION_KEYS = frozenset(
+    {"for", "keep_firing_for", "cooldown", "stale_after", "interval", "within", "per", "after"}
+    | {"timeout", "heartbeat", "deadline", "duration", "stabilization", "period"}
+    | {"initial_interval", "max_interval"}
+)
+_RANGE = re.compile(r"\[(\d+[smhd])\]")
+
+
+def _scaled(text: str, factor: int) -> str:
+    seconds = durations.parse_duration(text).total_seconds() / factor
+    return f"{max(1, round(seconds))}s"
+
+
+def _compress(value: Any, factor: int, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {name: _compress(item, factor, str(name)) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_compress(item, factor, key) for item in value]
+    if isinstance(value, str) and key in _DURATION_KEYS and value not in {"0", ""}:
+        return _scaled(value, factor)
+    if isinstance(value, str) and key in {"expr", "metric", "promql"}:
+        return _RANGE.sub(lambda found: f"[{_scaled(found[1], factor)}]", value)
+    return value
+
+
+def compressed_copy(
+    folder: Path, *, factor: int, files: dict[str, dict[str, Any] | None]
+) -> dict[str, str]:
+    """Copy the shipped rules/ and remediations/ to ``folder``, with time compressed.
+
+    Each of ``files`` (``rules/services.yaml``, ``remediations/scale-web.yaml``) gets every
+    duration, and every PromQL range, divided by ``factor`` (at least one second); its
+    mapping, if any, then sets top-level keys. The result is the ``rules`` settings group.
+    """
+    for name in ("rules", "remediations"):
+        shutil.copytree(REPO / name, folder / name)
+    for name, overrides in files.items():
+        data = _compress(yaml.safe_load((REPO / name).read_text()), factor)
+        data.update(overrides or {})
+        (folder / name).write_text(yaml.safe_dump(data, sort_keys=False))
+    return {**shipped(folder), "playbooks_dir": str(REPO / "playbooks")}
 
 
 def load(path: Path) -> settings.Settings:
