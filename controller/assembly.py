@@ -143,6 +143,20 @@ def admission_limits(settings: settings_module.Settings) -> admission.Limits:
     return admission.Limits(max_clock_skew=settings.ingest.max_clock_skew)
 
 
+def kafka_client_options(kafka_settings: settings_module.KafkaSettings) -> dict[str, Any]:
+    """kafka-python connection options: security protocol, SASL and TLS, as configured."""
+    options: dict[str, Any] = {"security_protocol": kafka_settings.security_protocol}
+    if kafka_settings.sasl_mechanism:
+        options["sasl_mechanism"] = kafka_settings.sasl_mechanism
+        options["sasl_plain_username"] = kafka_settings.sasl_username
+        options["sasl_plain_password"] = _secret(kafka_settings.sasl_password)
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(kafka_settings, name)
+        if path is not None:
+            options[name] = str(path)
+    return options
+
+
 def _start_input(resource: resources.ResourceKey) -> resource_io.ResourceWorkflowInput:
     return resource_io.ResourceWorkflowInput(resource=resource)
 
@@ -206,6 +220,7 @@ class Ingest:
                     rebuild_window=self.settings.kafka.rebuild_window
                     or rebuild_window(self.engine.rule_set),
                     limits=self.pipe.limits,
+                    client_options=kafka_client_options(self.settings.kafka),
                 ),
                 pipe=self.pipe,
                 loop=asyncio.get_running_loop(),

@@ -62,8 +62,17 @@ def _load(config: Path | None) -> settings_module.Settings:
         raise _fail(exc) from None
 
 
+RoleOption = Annotated[
+    settings_module.Role | None,
+    typer.Option(
+        "--role",
+        help="Run only ingest or only the worker (default: service.role, normally all).",
+    ),
+]
+
+
 @app.command()
-def up(config: ConfigOption = None) -> None:
+def up(config: ConfigOption = None, role: RoleOption = None) -> None:
     """Run Homeostat until Ctrl-C: Temporal, the worker, ingest and the HTTP API.
 
     Ingest: the webhooks (/v1/alertmanager, /v1/events, /v1/gitlab), Kafka when
@@ -72,6 +81,10 @@ def up(config: ConfigOption = None) -> None:
     child process and stops with Homeostat.
     """
     settings = _load(config)
+    if role is not None:
+        settings = settings.model_copy(
+            update={"service": settings.service.model_copy(update={"role": role})}
+        )
     fmt = settings.logging.format
     logging_setup.configure(
         level=settings.logging.level,

@@ -22,6 +22,7 @@ import uvicorn
 from temporalio import client as temporal_client
 from temporalio import runtime as temporal_runtime
 from temporalio import service as temporal_service
+from temporalio import worker as temporal_worker
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice import v1 as workflowservice
@@ -71,7 +72,7 @@ async def connect(
             address,
             namespace=settings.namespace,
             api_key=api_key,
-            tls=api_key is not None,
+            tls=tls_config(settings),
             data_converter=converter.DATA_CONVERTER,
             runtime=runtime,
         )
@@ -79,6 +80,34 @@ async def connect(
         raise errors.DependencyError(
             f"temporal.address: cannot reach Temporal at {address}: {exc}"
         ) from None
+
+
+def tls_config(settings: settings_module.TemporalSettings) -> temporal_service.TLSConfig | bool:
+    """TLS towards Temporal: files for (mutual) TLS, or plain TLS with an API key, or none.
+
+    Raises:
+        errors.ConfigError: a TLS file cannot be read; the message names the setting.
+    """
+    files = {
+        "tls_ca_file": settings.tls_ca_file,
+        "tls_cert_file": settings.tls_cert_file,
+        "tls_key_file": settings.tls_key_file,
+    }
+    read: dict[str, bytes | None] = {}
+    for name, path in files.items():
+        try:
+            read[name] = path.read_bytes() if path is not None else None
+        except OSError as exc:
+            message = f"temporal.{name}: cannot read {path}: {exc.strerror}"
+            raise errors.ConfigError(message) from None
+    if any(read.values()) or settings.tls_server_name:
+        return temporal_service.TLSConfig(
+            server_root_ca_cert=read["tls_ca_file"],
+            client_cert=read["tls_cert_file"],
+            client_private_key=read["tls_key_file"],
+            domain=settings.tls_server_name,
+        )
+    return settings.tls or settings.api_key is not None
 
 
 async def ensure_search_attributes(client: temporal_client.Client, namespace: str) -> None:
@@ -159,6 +188,11 @@ async def run(
     Raises:
         errors.HomeostatError: a part could not start; everything started is stopped first.
     """
+    if settings.service.role is not settings_module.Role.ALL and settings.temporal.address is None:
+        raise errors.ConfigError(
+            f"service.role: a {settings.service.role.value} process shares a Temporal with "
+            "the others; set temporal.address (only role 'all' runs an embedded server)"
+        )
     stop_event = stop if stop is not None else asyncio.Event()
     remove_handlers = _install_stop_handlers(stop_event)
     try:
@@ -184,12 +218,20 @@ async def run(
     log.info("homeostat_stopped")
 
 
-def _build_app(client: temporal_client.Client, ingest: assembly.Ingest) -> Any:
+def _build_app(
+    client: temporal_client.Client,
+    metrics: metrics_module.Metrics,
+    ingest: assembly.Ingest | None,
+) -> Any:
     async def temporal_reachable() -> str | None:
         await client.workflow_service.get_system_info(
             workflowservice.GetSystemInfoRequest(), timeout=timedelta(seconds=2)
         )
         return None
+
+    readiness: dict[str, server.ReadinessCheck] = {"temporal": temporal_reachable}
+    if ingest is None:
+        return server.create_app(metrics=metrics, readiness=readiness)
 
     async def rules_loaded() -> str | None:
         rules = len(ingest.engine.rule_set.rules)
@@ -197,11 +239,8 @@ def _build_app(client: temporal_client.Client, ingest: assembly.Ingest) -> Any:
             return ingest.rules_problem
         return None if rules else "no rules loaded"
 
-    return server.create_app(
-        metrics=ingest.metrics,
-        readiness={"temporal": temporal_reachable, "rules": rules_loaded},
-        routers=[ingest.router],
-    )
+    readiness["rules"] = rules_loaded
+    return server.create_app(metrics=metrics, readiness=readiness, routers=[ingest.router])
 
 
 async def _serve(
@@ -213,40 +252,45 @@ async def _serve(
     stop: asyncio.Event,
     on_ready: Callable[[Endpoints], Any] | None,
 ) -> None:
-    ingest = assembly.build_ingest(settings, client, metrics)
+    role = settings.service.role
+    runs_ingest = role in {settings_module.Role.ALL, settings_module.Role.INGEST}
+    runs_worker = role in {settings_module.Role.ALL, settings_module.Role.WORKER}
+    ingest = assembly.build_ingest(settings, client, metrics) if runs_ingest else None
     http = _Uvicorn(
         uvicorn.Config(
-            _build_app(client, ingest),
+            _build_app(client, metrics, ingest),
             host=settings.http.host,
             port=settings.http.port,
             log_config=None,
             access_log=False,
         )
     )
-    worker = worker_module.build(client, settings)
-    gauges = visibility.VisibilityGauges(
-        client,
-        metrics,
-        phases=[phase.value for phase in resource_io.Phase],
-        open_episodes_limit=settings.metrics.open_episodes,
-    )
-    tasks = {
-        asyncio.create_task(http.serve(), name="http server"),
-        asyncio.create_task(worker.run(), name="temporal worker"),
-    }
-    refresher = asyncio.create_task(gauges.run(settings.metrics.visibility_interval))
+    worker = worker_module.build(client, settings) if runs_worker else None
+    tasks = {asyncio.create_task(http.serve(), name="http server")}
+    refresher = None
+    if worker is not None:
+        tasks.add(asyncio.create_task(worker.run(), name="temporal worker"))
+        gauges = visibility.VisibilityGauges(
+            client,
+            metrics,
+            phases=[phase.value for phase in resource_io.Phase],
+            open_episodes_limit=settings.metrics.open_episodes,
+        )
+        refresher = asyncio.create_task(gauges.run(settings.metrics.visibility_interval))
     try:
         # uvicorn exposes no event for "listening"; poll its flag until it is set.
         while not http.started and not any(task.done() for task in tasks):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if http.started:
             freeze_heap()
-            await ingest.start()
+            if ingest is not None:
+                await ingest.start()
             ready = dataclasses.replace(
                 endpoints, api_url=settings.http.public_url or _bound_url(http)
             )
             log.info(
                 "homeostat_ready",
+                role=role.value,
                 api=ready.api_url,
                 temporal=ready.temporal_address,
                 temporal_ui=ready.temporal_ui_url,
@@ -257,19 +301,34 @@ async def _serve(
             await asyncio.wait({stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
     finally:
-        refresher.cancel()
-        try:
-            await ingest.stop()
-        except Exception as exc:  # the worker must still shut down gracefully
-            log.exception("ingest_stop_failed", error=str(exc))
-        http.should_exit = True
-        await worker.shutdown()
-        await asyncio.gather(refresher, *tasks, return_exceptions=True)
+        await _stop(ingest=ingest, http=http, worker=worker, refresher=refresher, tasks=tasks)
     _raise_failures(tasks)
     if not http.started:
         raise errors.DependencyError(
             f"http.port: cannot serve on {settings.http.host}:{settings.http.port}"
         )
+
+
+async def _stop(
+    *,
+    ingest: assembly.Ingest | None,
+    http: uvicorn.Server,
+    worker: temporal_worker.Worker | None,
+    refresher: asyncio.Task[None] | None,
+    tasks: set[asyncio.Task[Any]],
+) -> None:
+    """Stop ingest first, then HTTP and the worker; wait for every task to end."""
+    if refresher is not None:
+        refresher.cancel()
+    try:
+        if ingest is not None:
+            await ingest.stop()
+    except Exception as exc:  # the worker must still shut down gracefully
+        log.exception("ingest_stop_failed", error=str(exc))
+    http.should_exit = True
+    if worker is not None:
+        await worker.shutdown()
+    await asyncio.gather(*([refresher] if refresher else []), *tasks, return_exceptions=True)
 
 
 def _raise_failures(tasks: set[asyncio.Task[Any]]) -> None:

@@ -72,6 +72,21 @@ class TemporalSettings(_Group):
     max_cached_workflows: int = pydantic.Field(
         default=2000, ge=0, description="workflows a worker keeps in memory (size to active ones)"
     )
+    tls: bool = pydantic.Field(
+        default=False, description="connect with TLS (implied by an API key or a TLS file)"
+    )
+    tls_ca_file: Path | None = pydantic.Field(
+        default=None, description="CA bundle to verify the Temporal frontend with"
+    )
+    tls_cert_file: Path | None = pydantic.Field(
+        default=None, description="client certificate for mutual TLS"
+    )
+    tls_key_file: Path | None = pydantic.Field(
+        default=None, description="client private key for mutual TLS"
+    )
+    tls_server_name: str | None = pydantic.Field(
+        default=None, description="server name to verify instead of the address's host"
+    )
 
 
 class HttpSettings(_Group):
@@ -111,6 +126,27 @@ class KafkaSettings(_Group):
         default=None,
         description="how far back to re-read on partition assignment; default: longest rule window",
     )
+    security_protocol: str = pydantic.Field(
+        default="PLAINTEXT",
+        pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    )
+    sasl_mechanism: str | None = pydantic.Field(
+        default=None,
+        pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$",
+        description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; unset: no SASL",
+    )
+    sasl_username: str | None = pydantic.Field(default=None, description="SASL user name")
+    sasl_password: pydantic.SecretStr | None = pydantic.Field(
+        default=None, description="SASL password"
+    )
+    ssl_cafile: Path | None = pydantic.Field(
+        default=None, description="CA bundle to verify the brokers with"
+    )
+    ssl_certfile: Path | None = pydantic.Field(
+        default=None, description="client certificate (mutual TLS)"
+    )
+    ssl_keyfile: Path | None = pydantic.Field(default=None, description="client key (mutual TLS)")
 
 
 class PrometheusSettings(_Group):
@@ -292,6 +328,24 @@ class ActivitiesSettings(_Group):
     )
 
 
+class Role(StrEnum):
+    """Which parts of Homeostat a process runs."""
+
+    ALL = "all"
+    INGEST = "ingest"
+    WORKER = "worker"
+
+
+class ServiceSettings(_Group):
+    """What this process runs; replicas of each role share the work (docs/operations.md)."""
+
+    role: Role = pydantic.Field(
+        default=Role.ALL,
+        description="all: ingest and the worker; ingest: webhooks, Kafka, Prometheus polling and "
+        "dispatch; worker: the Temporal worker (both serve /healthz, /readyz, /metrics)",
+    )
+
+
 class MetricsSettings(_Group):
     """Metrics: Homeostat's on the HTTP API's /metrics, the Temporal SDK's on their own port."""
 
@@ -358,6 +412,7 @@ class Settings(pydantic_settings.BaseSettings):
     activities: ActivitiesSettings = ActivitiesSettings()
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
+    service: ServiceSettings = ServiceSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -59,3 +59,12 @@ def test_module_entry_point_matches_the_script():
     )
     assert result.returncode == 0
     assert "autoscaling and self-healing" in result.stdout
+
+
+def test_a_worker_or_ingest_process_needs_a_shared_temporal(tmp_path: Path):
+    """`homeostat up --role worker` without temporal.address stops with the key to set, not an embedded server per replica."""
+    config = tmp_path / "homeostat.yaml"
+    config.write_text("http:\n  port: 0\n")
+    result = runner.invoke(cli.app, ["up", "--role", "worker", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "set temporal.address" in result.stderr

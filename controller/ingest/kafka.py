@@ -30,7 +30,7 @@ import json
 import operator
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -73,6 +73,8 @@ class KafkaConfig:
     session_timeout: timedelta = timedelta(seconds=45)
     heartbeat_interval: timedelta = timedelta(seconds=3)
     limits: admission.Limits = field(default_factory=admission.Limits)
+    client_options: Mapping[str, Any] = field(default_factory=dict)
+    """Connection options of every client (security protocol, SASL, TLS files)."""
 
 
 @dataclass(slots=True)
@@ -155,9 +157,13 @@ class KafkaSource:
             max_poll_interval_ms=int(config.max_poll_interval.total_seconds() * 1000),
             session_timeout_ms=int(config.session_timeout.total_seconds() * 1000),
             heartbeat_interval_ms=int(config.heartbeat_interval.total_seconds() * 1000),
+            **config.client_options,
         )
         self._producer = kafka.KafkaProducer(
-            bootstrap_servers=list(config.bootstrap_servers), acks="all", linger_ms=5
+            bootstrap_servers=list(config.bootstrap_servers),
+            acks="all",
+            linger_ms=5,
+            **config.client_options,
         )
         listener = _Rebuild()
         try:
