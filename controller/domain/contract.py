@@ -38,7 +38,16 @@ QUERY_STATE: Final = "state"
 UPDATE_APPROVE: Final = "approve"
 UPDATE_DENY: Final = "deny"
 """Updates of the resource workflow; argument ``workflows.resource_io.DecisionRequest``,
-result ``workflows.resource_io.DecisionAck``. Rejected unless the episode awaits approval."""
+result ``workflows.resource_io.DecisionAck``. Rejected unless the episode awaits an answer
+that nobody gave yet, from one of the step's approvers."""
+
+NOT_AN_APPROVER: Final = "NotAnApprover"
+"""``ApplicationError.type`` of an approve/deny update rejected because the identity that
+sent it is not one of the step's approvers (nor a member of one of its groups)."""
+
+UPDATE_RESET: Final = "reset"
+"""Update of the resource workflow: forget cooldowns and/or budget use; argument
+``workflows.resource_io.ResetRequest``, result its ``ResourceState``."""
 
 UPDATE_SILENCE: Final = "silence"
 UPDATE_UNSILENCE: Final = "unsilence"

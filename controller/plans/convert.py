@@ -115,6 +115,7 @@ def _approve(approve: model.ApproveModel, common: _Common) -> spec.Step:
         on_timeout=approve.on_timeout,
         message=approve.message,
         approvers=tuple(approve.approvers),
+        slack=approve.slack,
         **common,
     )
 

@@ -206,12 +206,13 @@ class CommandModel(_Model):
 
 
 class ApproveModel(_Model):
-    """``approve: MESSAGE`` or ``approve: {message, deadline, on_timeout, approvers}``."""
+    """``approve: MESSAGE`` or ``approve: {message, deadline, on_timeout, approvers, slack}``."""
 
     message: str = ""
     deadline: Duration = timedelta(hours=1)
     on_timeout: spec.OnTimeout = spec.OnTimeout.ESCALATE
     approvers: list[str] = []
+    slack: str = pydantic.Field(default="", pattern=r"^([#@]?[\w.-]{1,80})?$")
 
 
 class VerifyModel(_Model):

@@ -297,7 +297,10 @@ class ApproveStep(StepBase):
         deadline: how long to wait for an answer.
         on_timeout: what happens when nobody answered in time.
         message: shown to the approver (templates allowed).
-        approvers: who may answer; empty means anyone who can reach the API.
+        approvers: who may answer: authenticated identities (operator-token names,
+            ``slack:<user id>``, OS users of the CLI) and approver-group names; empty
+            means anyone who authenticated.
+        slack: a Slack channel to ask in, with Approve/Deny buttons; empty: none.
     """
 
     kind: Literal["approve"] = "approve"
@@ -305,6 +308,7 @@ class ApproveStep(StepBase):
     on_timeout: OnTimeout = OnTimeout.ESCALATE
     message: str = ""
     approvers: tuple[str, ...] = ()
+    slack: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

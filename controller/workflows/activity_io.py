@@ -57,6 +57,9 @@ TICKET_COMMENT: Final = "ticket_comment"
 TICKET_RESOLVE: Final = "ticket_resolve"
 VERIFY_PROMQL: Final = "verify_promql"
 VERIFY_CEL: Final = "verify_cel"
+SLACK_POST_APPROVAL: Final = "slack_post_approval"
+SLACK_UPDATE_APPROVAL: Final = "slack_update_approval"
+"""Slack approval messages; their payloads are in ``controller.workflows.slack_io``."""
 
 ALL: Final = (
     LOAD_PLAN,
@@ -74,6 +77,8 @@ ALL: Final = (
     TICKET_RESOLVE,
     VERIFY_PROMQL,
     VERIFY_CEL,
+    SLACK_POST_APPROVAL,
+    SLACK_UPDATE_APPROVAL,
 )
 """Every activity name a workflow may schedule; a worker must register all of them."""
 

@@ -280,10 +280,33 @@ class Ledger:
         if history is not None:
             self.scaler = history
 
-    def set_running_phase(self, episode: resources.EpisodeId, phase: io.Phase) -> None:
-        """Record the phase the running remediation reported."""
-        if self.running is not None and self.running.episode == episode:
-            self.running = replace(self.running, phase=phase)
+    def set_running_progress(self, progress: rio.Progress) -> None:
+        """Record the running remediation's phase and, at an approval, who may answer it.
+
+        A new approval step has no answer yet, so ``decided`` starts false again.
+        """
+        running = self.running
+        if running is None or running.episode != progress.episode:
+            return
+        phase = progress_phase(progress.phase)
+        if phase is io.Phase.AWAITING_APPROVAL:
+            self.running = replace(
+                running,
+                phase=phase,
+                approvers=progress.approvers,
+                approval_step=progress.step,
+                approval_deadline=progress.approval_deadline,
+                decided=False,
+            )
+        else:
+            self.running = replace(
+                running,
+                phase=phase,
+                approvers=(),
+                approval_step="",
+                approval_deadline=None,
+                decided=False,
+            )
 
     def start_cooldown(self, plan: str, cooldown: timedelta, now: datetime) -> None:
         """No remediation of ``plan`` until ``now + cooldown``."""

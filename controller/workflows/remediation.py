@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from temporalio import exceptions, workflow
 
 with workflow.unsafe.imports_passed_through():
-    from controller.domain import contract
+    from controller.domain import approvals, contract
     from controller.plans import spec
-    from controller.workflows import actions, steps, telemetry
+    from controller.workflows import actions, approval_messages, steps, telemetry
     from controller.workflows import remediation_io as rio
 
 _ESCALATE_ON = (rio.Outcome.ESCALATED, rio.Outcome.TIMED_OUT)
@@ -101,11 +101,16 @@ class RemediationWorkflow:
 
     @workflow.signal(name=contract.SIGNAL_DECISION)
     def decide(self, answer: rio.Decision) -> None:
-        """An approver's answer; ignored unless an approval step waits for one from them."""
+        """An approver's answer; ignored unless an approval step waits for one from them.
+
+        The resource workflow's update refuses such answers before they get here (and the
+        operator sees the refusal); this check keeps a signal sent another way from
+        deciding for someone who may not.
+        """
         if self._approvers is None:
             workflow.logger.warning("decision by %s while no approval is pending", answer.by)
             return
-        if self._approvers and answer.by not in self._approvers:
+        if not approvals.may_decide(self._approvers, by=answer.by, groups=answer.groups):
             workflow.logger.warning("decision by %s, who is not an approver", answer.by)
             return
         self._answers.append(answer)
@@ -135,44 +140,89 @@ class RemediationWorkflow:
             approval_message=self._progress.approval_message,
         )
 
-    async def report(self, phase: rio.ProgressPhase, step: str, message: str = "") -> None:
-        """Record the phase; tell the resource workflow when it changed."""
+    async def report(
+        self,
+        phase: rio.ProgressPhase,
+        step: str,
+        message: str = "",
+        *,
+        approval: spec.ApproveStep | None = None,
+        deadline: datetime | None = None,
+    ) -> None:
+        """Record the phase; tell the resource workflow when it changed.
+
+        While awaiting approval the report carries who may answer (``approval``'s
+        approvers) and until when, so the resource workflow refuses anybody else.
+        """
         changed = phase is not self._progress.phase
+        awaiting = phase is rio.ProgressPhase.AWAITING_APPROVAL
         self._progress = rio.Progress(
             episode=self._request.episode,
             phase=phase,
             step=step,
             total=self._progress.total,
-            approval_message=message if phase is rio.ProgressPhase.AWAITING_APPROVAL else "",
+            approval_message=message if awaiting else "",
+            approvers=approval.approvers if awaiting and approval is not None else (),
+            approval_deadline=deadline if awaiting else None,
         )
         if changed:
             await self._tell_parent(contract.SIGNAL_REMEDIATION_PROGRESS, self._progress)
 
     async def decision(
-        self, *, step: spec.ApproveStep, message: str, deadline: timedelta
+        self, *, step: spec.ApproveStep, path: str, message: str, deadline: timedelta
     ) -> rio.Decision | None:
-        """Wait for an answer until ``deadline``; ``None`` when none came."""
-        del message
-        if deadline <= timedelta(0):
-            return None
+        """Ask, post the question to Slack if the step says so, wait for an answer.
+
+        Returns the answer, or ``None`` when none came within ``deadline``.
+
+        Answers are taken from the moment the step begins, before the resource workflow
+        hears that it waits, so an answer sent right away is never dropped.
+        """
         self._answers.clear()
         self._approvers = step.approvers
         telemetry.approval_requested()
+        ends_at = workflow.now() + max(deadline, timedelta(0))
         try:
-            await workflow.wait_condition(
-                lambda: bool(self._answers) or self.cancelled(), timeout=deadline
+            await self.report(
+                rio.ProgressPhase.AWAITING_APPROVAL,
+                path,
+                message,
+                approval=step,
+                deadline=ends_at,
             )
-        except TimeoutError:
-            telemetry.approval_decided("timed_out", "none")
-            return None
+            if deadline <= timedelta(0):
+                telemetry.approval_decided("timed_out", "none")
+                return None
+            posted = None
+            if step.slack:
+                posted = await approval_messages.post(
+                    self._request, step=step, path=path, question=message, deadline=ends_at
+                )
+            # Without a message the timer is the step's own time left, as it always was.
+            wait = deadline if posted is None else max(ends_at - workflow.now(), timedelta(0))
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: bool(self._answers) or self.cancelled(), timeout=wait
+                )
+            answer = self._answers[0] if self._answers else None
+            if answer is not None:
+                decision = "approved" if answer.approved else "denied"
+                telemetry.approval_decided(decision, str(answer.channel))
+            else:
+                telemetry.approval_decided("cancelled" if self.cancelled() else "timed_out", "none")
+            if posted is not None:
+                await approval_messages.update(
+                    self._request,
+                    step=step,
+                    path=path,
+                    question=message,
+                    message=posted,
+                    answer=answer,
+                    cancelled=answer is None and self.cancelled(),
+                )
+            return answer
         finally:
             self._approvers = None
-        if not self._answers:
-            telemetry.approval_decided("cancelled", "none")
-            return None
-        answer = self._answers[0]
-        telemetry.approval_decided("approved" if answer.approved else "denied", answer.channel)
-        return answer
 
     async def sleep(self, duration: timedelta) -> bool:
         """Wait for ``duration``; ``False`` when cancelled meanwhile."""

@@ -11,7 +11,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from controller.domain import resources, transitions
+    from controller.domain import approvals, resources, transitions
     from controller.plans import spec
     from controller.workflows import scaling
 
@@ -143,15 +143,17 @@ class Decision:
 
     Attributes:
         approved: yes or no.
-        by: who answered.
+        by: who answered (an authenticated identity).
         comment: why.
-        channel: where the answer was given (cli, api, slack), for metrics.
+        channel: how ``by`` was authenticated.
+        groups: the approver groups ``by`` belongs to.
     """
 
     approved: bool
     by: str = ""
     comment: str = ""
-    channel: str = ""
+    channel: approvals.Channel = approvals.Channel.CLI
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +183,8 @@ class Progress:
         done: steps finished so far.
         total: steps in the plan (top level).
         approval_message: what the approver is asked, while awaiting approval.
+        approvers: who may answer, while awaiting approval (empty: anyone).
+        approval_deadline: when the approval step stops waiting.
     """
 
     episode: resources.EpisodeId
@@ -189,6 +193,8 @@ class Progress:
     done: int = 0
     total: int = 0
     approval_message: str = ""
+    approvers: tuple[str, ...] = ()
+    approval_deadline: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,7 +25,7 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from temporalio.common import WorkflowIDReusePolicy
 
-    from controller.domain import contract, resources, transitions
+    from controller.domain import approvals, contract, resources, transitions
     from controller.plans import spec
     from controller.workflows import ledger as ledger_module
     from controller.workflows import remediation_io as rio
@@ -182,9 +182,7 @@ class ResourceWorkflow:
     def remediation_progress(self, progress: rio.Progress) -> None:
         """The running remediation's phase changed."""
         self._signals += 1
-        self._ledger.set_running_phase(
-            progress.episode, ledger_module.progress_phase(progress.phase)
-        )
+        self._ledger.set_running_progress(progress)
         self._poked = True
 
     @workflow.signal(name=contract.SIGNAL_REMEDIATION_FINISHED)
@@ -432,17 +430,35 @@ class ResourceWorkflow:
             raise ValueError(f"episode {request.episode} is not being remediated")
         if running.phase is not io.Phase.AWAITING_APPROVAL:
             raise ValueError(f"episode {request.episode} is not awaiting approval")
+        if running.decided:
+            raise ValueError(f"the approval step {running.approval_step} was already answered")
+        if not request.by:
+            raise ValueError("a decision needs the identity of who decides")
+        if not approvals.may_decide(running.approvers, by=request.by, groups=request.groups):
+            raise exceptions.ApplicationError(
+                f"{request.by} is not an approver of {running.approval_step} "
+                f"(approvers: {', '.join(running.approvers)})",
+                type=contract.NOT_AN_APPROVER,
+                non_retryable=True,
+            )
 
     @deny.validator
     def _deniable(self, request: io.DecisionRequest) -> None:
         self._approvable(request)
 
     async def _decide(self, request: io.DecisionRequest, *, approved: bool) -> io.DecisionAck:
+        running = self._ledger.running
+        if running is not None and running.episode == request.episode:
+            self._ledger.running = replace(running, decided=True)
         child_id = resources.remediation_workflow_id(request.episode)
         await workflow.get_external_workflow_handle(child_id).signal(
             contract.SIGNAL_DECISION,
             rio.Decision(
-                approved=approved, by=request.by, comment=request.comment, channel=request.channel
+                approved=approved,
+                by=request.by,
+                comment=request.comment,
+                channel=request.channel,
+                groups=request.groups,
             ),
         )
         return io.DecisionAck(episode=request.episode, workflow_id=child_id)
@@ -484,6 +500,20 @@ class ResourceWorkflow:
         self._ledger.paused = False
         self._ledger.pause_reason = ""
         return self._changed()
+
+    @workflow.update(name=contract.UPDATE_RESET)
+    def reset(self, request: io.ResetRequest) -> io.ResourceState:
+        """End cooldowns and/or forget budget use now; who and why stay in the history."""
+        if request.cooldown:
+            self._ledger.cooldowns.clear()
+        if request.budget:
+            self._ledger.budget.clear()
+        return self._changed()
+
+    @reset.validator
+    def _resettable(self, request: io.ResetRequest) -> None:
+        if not (request.cooldown or request.budget):
+            raise ValueError("reset what? ask for the cooldown, the budget or both")
 
     def _changed(self) -> io.ResourceState:
         self._ledger.last_change = workflow.now()

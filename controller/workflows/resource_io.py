@@ -14,7 +14,7 @@ from enum import StrEnum
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from controller.domain import resources, transitions
+    from controller.domain import approvals, resources, transitions
     from controller.plans import spec
     from controller.workflows import remediation_io, scaling
 
@@ -155,6 +155,11 @@ class Running:
         merged: episodes merged into it.
         reports: it was told to signal its result (the run that started it continued
             as new, so no run sees its completion).
+        approvers: who may answer the approval step it waits at (empty: anyone who
+            authenticated); reported with the ``awaiting_approval`` phase.
+        approval_step: the path of that step.
+        approval_deadline: when that step stops waiting.
+        decided: an answer to that step was handed over; later ones are refused.
     """
 
     episode: resources.EpisodeId
@@ -167,6 +172,10 @@ class Running:
     cooldown: timedelta = timedelta(0)
     merged: tuple[resources.EpisodeId, ...] = ()
     reports: bool = False
+    approvers: tuple[str, ...] = ()
+    approval_step: str = ""
+    approval_deadline: datetime | None = None
+    decided: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -238,17 +247,24 @@ class ResourceWorkflowInput:
 class DecisionRequest:
     """Approve or deny the approval step an episode's remediation waits at.
 
+    Refused (by the update's validator) unless the episode waits at an approval step that
+    nobody answered yet and ``by`` is one of its approvers or a member of one of its
+    approver groups; a refusal for that last reason has the ``ApplicationError`` type
+    ``contract.NOT_AN_APPROVER``.
+
     Attributes:
         episode: the episode.
-        by: who decides (recorded in the episode's history).
+        by: the authenticated identity that decides (recorded in the episode's history).
         comment: why.
-        channel: where the decision was made (cli, api, slack), for metrics.
+        channel: how ``by`` was authenticated.
+        groups: the approver groups ``by`` belongs to (from the settings).
     """
 
     episode: resources.EpisodeId
     by: str = ""
     comment: str = ""
-    channel: str = ""
+    channel: approvals.Channel = approvals.Channel.CLI
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -266,11 +282,32 @@ class SilenceRequest:
     until: datetime
     by: str = ""
     reason: str = ""
+    channel: approvals.Channel = approvals.Channel.CLI
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OperatorRequest:
-    """Unsilence, pause or resume; who asks and why."""
+    """Unsilence, pause or resume; who asks (authenticated), through which channel, and why."""
 
     by: str = ""
     reason: str = ""
+    channel: approvals.Channel = approvals.Channel.CLI
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResetRequest:
+    """Forget the resource's cooldowns and/or budget use (update ``reset``).
+
+    Attributes:
+        cooldown: end every plan's cooldown now.
+        budget: forget the remediations counted against every plan's budget.
+        by: who asks (authenticated); recorded in the history with the update.
+        reason: why.
+        channel: how ``by`` was authenticated.
+    """
+
+    cooldown: bool = True
+    budget: bool = True
+    by: str = ""
+    reason: str = ""
+    channel: approvals.Channel = approvals.Channel.CLI

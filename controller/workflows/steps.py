@@ -42,9 +42,9 @@ class Hooks(Protocol):
         """Tell the resource workflow (and queries) what the remediation is doing."""
 
     async def decision(
-        self, *, step: spec.ApproveStep, message: str, deadline: timedelta
+        self, *, step: spec.ApproveStep, path: str, message: str, deadline: timedelta
     ) -> rio.Decision | None:
-        """An approver's answer, or ``None`` when the deadline passed first."""
+        """Report that the step awaits approval; the answer, or ``None`` past the deadline."""
 
     async def sleep(self, duration: timedelta) -> bool:
         """Wait; ``False`` when the remediation was cancelled meanwhile."""
@@ -166,9 +166,8 @@ class Runner:
         message = templates.render(step.message, self.env.scope(item), strict=False) or (
             f"Run plan {self.env.plan.name} on {self.env.request.resource}?"
         )
-        await self.hooks.report(rio.ProgressPhase.AWAITING_APPROVAL, path, message)
         answer = await self.hooks.decision(
-            step=step, message=message, deadline=self.remaining(step.deadline)
+            step=step, path=path, message=message, deadline=self.remaining(step.deadline)
         )
         await self.hooks.report(rio.ProgressPhase.REMEDIATING, path)
         if answer is None:
@@ -176,7 +175,7 @@ class Runner:
                 outcome=rio.StepOutcome.TIMED_OUT,
                 summary=f"no answer within {step.deadline} ({step.on_timeout.value})",
             )
-        output = {"by": answer.by, "comment": answer.comment}
+        output = {"by": answer.by, "comment": answer.comment, "channel": str(answer.channel)}
         if answer.approved:
             return actions.Done(
                 outcome=rio.StepOutcome.APPROVED, summary=f"approved by {answer.by}", output=output
