@@ -21,6 +21,9 @@ from temporalio import client as temporal_client
 
 from controller import dispatch, errors
 from controller import settings as settings_module
+from controller.api import auth as api_auth
+from controller.api import operator as operator_api
+from controller.api import slack as slack_api
 from controller.domain import durations, observations, resources, transitions
 from controller.ingest import (
     admission,
@@ -33,6 +36,7 @@ from controller.ingest import (
     webhooks,
 )
 from controller.observability import metrics as metrics_module
+from controller.operations import identity, steering
 from controller.plans import loader as plans_loader
 from controller.rules import engine as engine_module
 from controller.rules import loader as rules_loader
@@ -375,3 +379,36 @@ def _querier(settings: settings_module.Settings) -> prometheus.Querier:
     if url is None:
         raise errors.ConfigError("prometheus.url: needed by the Prometheus rules")
     return promql.Client(url, timeout=settings.prometheus.query_timeout)
+
+
+def operator_routers(
+    settings: settings_module.Settings,
+    client: temporal_client.Client,
+    metrics: metrics_module.Metrics,
+) -> list[fastapi.APIRouter]:
+    """The operator API (named tokens of ``api.tokens``) and the Slack interactions route."""
+    directory = identity.Directory.of(settings.api.groups)
+    tokens = api_auth.TokenBook(
+        {name: token.get_secret_value() for name, token in settings.api.tokens.items()}
+    )
+
+    def refused(reason: str) -> None:
+        del reason
+        metrics.unauthenticated_requests.labels(route="operator").inc()
+
+    steer = steering.Steering(client)
+    operator = operator_api.build_router(
+        steer=steer,
+        authenticate=api_auth.authenticator(tokens=tokens, directory=directory, on_refused=refused),
+        metrics=metrics,
+    )
+    slack = slack_api.build_router(
+        config=slack_api.SlackInteractions(
+            signing_secret=_secret(settings.slack.signing_secret),
+            approvers=frozenset(settings.slack.approvers),
+        ),
+        steer=steer,
+        directory=directory,
+        metrics=metrics,
+    )
+    return [operator, slack]

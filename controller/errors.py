@@ -5,6 +5,10 @@
     ├── RuleFileError              a rule or plan file is invalid (carries file:line:column)
     ├── PayloadError               an inbound payload is malformed (names the field)
     ├── AuthError                  an inbound request failed authentication
+    ├── OperatorError              an operator's request could not be carried out
+    │   ├── NotFoundError          no such resource workflow or episode
+    │   └── RefusedError           the workflow refused it (not awaiting approval, answered ...)
+    │       └── ForbiddenError     the identity may not do it (not one of the step's approvers)
     ├── DependencyError            a required external component is missing or unreachable
     │   └── EmbeddedServerError    the embedded Temporal dev server failed to start or stop
     └── RemediationError           a side effect failed
@@ -63,6 +67,22 @@ class PayloadError(HomeostatError):
 
 class AuthError(HomeostatError):
     """An inbound request did not authenticate."""
+
+
+class OperatorError(HomeostatError):
+    """An operator's request (approve, silence, reset ...) could not be carried out."""
+
+
+class NotFoundError(OperatorError):
+    """The resource has no workflow, or the episode no remediation workflow."""
+
+
+class RefusedError(OperatorError):
+    """The workflow refused the request; the message says why."""
+
+
+class ForbiddenError(RefusedError):
+    """The authenticated identity may not do this (it is not one of the step's approvers)."""
 
 
 class DependencyError(HomeostatError):

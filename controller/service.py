@@ -240,7 +240,11 @@ def _build_app(
         return None if rules else "no rules loaded"
 
     readiness["rules"] = rules_loaded
-    return server.create_app(metrics=metrics, readiness=readiness, routers=[ingest.router])
+    return server.create_app(
+        metrics=metrics,
+        readiness=readiness,
+        routers=[ingest.router, *assembly.operator_routers(ingest.settings, client, metrics)],
+    )
 
 
 async def _serve(

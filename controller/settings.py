@@ -365,6 +365,70 @@ class MetricsSettings(_Group):
     )
 
 
+class ApiSettings(_Group):
+    """The operator API (/v1 resources, episodes, alerts, rules): named tokens, approver groups."""
+
+    tokens: dict[str, pydantic.SecretStr] = pydantic.Field(
+        default_factory=dict,
+        description="operator tokens by the name they authenticate (a person or team); "
+        "empty: the operator API refuses every request",
+    )
+    groups: dict[str, list[str]] = pydantic.Field(
+        default_factory=dict,
+        description="approver groups a plan's `approvers:` may name: members are token names, "
+        "slack:USER_ID and OS users of the CLI",
+    )
+
+    @pydantic.field_validator("tokens")
+    @classmethod
+    def _usable_tokens(cls, tokens: dict[str, pydantic.SecretStr]) -> dict[str, pydantic.SecretStr]:
+        seen: set[str] = set()
+        for name, token in tokens.items():
+            value = token.get_secret_value()
+            if not name.strip():
+                raise ValueError("a token needs a name (the person or team it stands for)")
+            if not value.strip() or value != value.strip() or any(c.isspace() for c in value):
+                raise ValueError(f"the token of {name!r} is empty or contains whitespace")
+            if len(value) < MIN_TOKEN_LENGTH:
+                raise ValueError(f"the token of {name!r} is shorter than {MIN_TOKEN_LENGTH}")
+            if value in seen:
+                raise ValueError(f"the token of {name!r} is also another name's token")
+            seen.add(value)
+        return tokens
+
+
+class SlackSettings(_Group):
+    """Slack approvals: messages with Approve/Deny buttons, and the clicks coming back."""
+
+    bot_token: pydantic.SecretStr | None = pydantic.Field(
+        default=None, description="bot token (xoxb-...) with chat:write; unset disables messages"
+    )
+    signing_secret: pydantic.SecretStr | None = pydantic.Field(
+        default=None,
+        description="the app's signing secret; unset refuses every click (/v1/slack/interactions)",
+    )
+    approvers: list[str] = pydantic.Field(
+        default_factory=list,
+        description="Slack user ids (U...) or approver groups whose members may click "
+        "Approve/Deny; empty refuses every click",
+    )
+    api_url: str = pydantic.Field(default="https://slack.com/api/", description="Web API base URL")
+    ca_file: Path | None = pydantic.Field(
+        default=None, description="CA bundle to verify Slack with instead of the system's"
+    )
+
+    @pydantic.field_validator("bot_token", "signing_secret")
+    @classmethod
+    def _not_empty(cls, value: pydantic.SecretStr | None) -> pydantic.SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("empty: leave it unset, or set the real value")
+        return value
+
+
+MIN_TOKEN_LENGTH = 16
+"""Operator tokens shorter than this are refused: they could be guessed."""
+
+
 class LogFormat(StrEnum):
     """How log lines are rendered."""
 
@@ -413,6 +477,10 @@ class Settings(pydantic_settings.BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
     service: ServiceSettings = ServiceSettings()
+
+
+    api: ApiSettings = ApiSettings()
+    slack: SlackSettings = SlackSettings()
 
     @classmethod
     def settings_customise_sources(

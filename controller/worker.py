@@ -97,6 +97,13 @@ def activities_config(settings: settings_module.Settings) -> activities.Activiti
         },
         http_timeout=settings.activities.http_timeout,
         links=activities.LinksConfig(temporal_ui_url=ui_url or "", namespace=temporal.namespace),
+        slack=activities.SlackConfig(
+            bot_token=_secret(settings.slack.bot_token),
+            api_url=settings.slack.api_url,
+            ca_file=settings.slack.ca_file,
+        )
+        if settings.slack.bot_token is not None
+        else None,
     )
 
 

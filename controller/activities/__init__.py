@@ -8,7 +8,8 @@ the rest (HTTP, verification, ticketing) are async.
 Modules, one concern each: ``ansible`` (run_playbook; ``ansible_runs`` is one
 ansible-runner invocation), ``inventory`` and ``cmdb`` (fetch_inventory), ``plans``
 (load_plan), ``paging`` (PagerDuty), ``ticketing`` and ``jira``, ``commands``, ``rest``
-(http_call), ``scaling`` (scale actuators), ``verify`` (PromQL, CEL, query_metric);
+(http_call), ``scaling`` (scale actuators), ``verify`` (PromQL, CEL, query_metric),
+``slack`` (approval messages);
 ``failures`` (errors to Temporal), ``processes`` (children that die with the worker),
 ``redaction`` (secrets out of output), ``rundirs`` (where runs keep files).
 """
@@ -31,6 +32,7 @@ from controller.activities import (
     redaction,
     rest,
     scaling,
+    slack,
     ticketing,
     verify,
 )
@@ -45,6 +47,7 @@ from controller.activities.config import (
     LinksConfig,
     PagerDutyConfig,
     PrometheusConfig,
+    SlackConfig,
 )
 from controller.ingest import promql
 
@@ -60,6 +63,7 @@ __all__ = [
     "LinksConfig",
     "PagerDutyConfig",
     "PrometheusConfig",
+    "SlackConfig",
     "build",
 ]
 
@@ -109,6 +113,7 @@ def build(config: ActivitiesConfig) -> list[Callable[..., Any]]:
         links=config.links,
     )
     check = verify.VerifyActivities(prometheus=prometheus, requests=requests, client=async_http)
+    chat = slack.SlackActivities(settings=config.slack, links=config.links)
     return [
         plans.PlanActivities(remediations_dir=config.remediations_dir).load_plan,
         inventory.InventoryActivities(hosts=hosts).fetch_inventory,
@@ -125,4 +130,6 @@ def build(config: ActivitiesConfig) -> list[Callable[..., Any]]:
         ticket.ticket_resolve,
         check.verify_promql,
         check.verify_cel,
+        chat.slack_post_approval,
+        chat.slack_update_approval,
     ]

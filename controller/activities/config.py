@@ -209,6 +209,23 @@ class LinksConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SlackConfig:
+    """Slack's Web API, for approval messages.
+
+    Attributes:
+        bot_token: the bot token (``xoxb-...``) with the ``chat:write`` scope.
+        api_url: the Web API base URL (``https://slack.com/api/``).
+        ca_file: a CA bundle to verify the server with, instead of the system's.
+        timeout: timeout of one request.
+    """
+
+    bot_token: str = field(repr=False)
+    api_url: str = "https://slack.com/api/"
+    ca_file: Path | None = None
+    timeout: timedelta = timedelta(seconds=10)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ActivitiesConfig:
     """Everything the activities need, built once by the worker.
 
@@ -225,6 +242,7 @@ class ActivitiesConfig:
         credentials: HTTP credentials by the name steps use.
         http_timeout: timeout of one HTTP request of an ``http`` step or actuator.
         links: where people look.
+        slack: Slack; ``None`` makes Slack activities fail as not configured.
     """
 
     remediations_dir: Path
@@ -239,6 +257,7 @@ class ActivitiesConfig:
     credentials: Mapping[str, HttpCredential] = field(default_factory=dict, repr=False)
     http_timeout: timedelta = timedelta(seconds=30)
     links: LinksConfig = LinksConfig()
+    slack: SlackConfig | None = None
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, longest first, for masking captured output."""
@@ -252,6 +271,8 @@ class ActivitiesConfig:
             found.add(self.cmdb.token)
         if self.prometheus is not None:
             found.update(self.prometheus.headers.values())
+        if self.slack is not None:
+            found.add(self.slack.bot_token)
         for credential in self.credentials.values():
             found.update((credential.bearer_token, credential.password))
             found.update(credential.headers.values())

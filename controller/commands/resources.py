@@ -1,18 +1,16 @@
 """``homeostat resource ...``: what an operator asks of one resource's workflow.
 
-Every command talks to the resource workflow through Temporal (query or update), so the
-answer is the workflow's own state and every change lands in its history with who made
-it and why.
+``show`` reads the workflow's state; the verbs that change it (approve, deny, silence,
+unsilence, pause, resume, reset) are in ``commands.steering`` and are added to the same
+command group, so every change lands in the workflow's history with who made it and why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import getpass
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -22,11 +20,11 @@ from temporalio import service as temporal_service
 
 from controller import errors, service
 from controller import settings as settings_module
-from controller.domain import contract, durations, resources
+from controller.domain import contract, resources
 from controller.workflows import resource_io
 
 app = typer.Typer(
-    help="Inspect and steer one resource's workflow: state, approvals, silences, pauses.",
+    help="Inspect and steer one resource's workflow: state, approvals, silences, pauses, resets.",
     no_args_is_help=True,
 )
 
@@ -36,8 +34,6 @@ ResourceArg = Annotated[str, typer.Argument(help="The resource as kind/name, e.g
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Settings file (YAML).", dir_okay=False)
 ]
-ByOption = Annotated[str, typer.Option("--by", help="Who acts (recorded in the history).")]
-ReasonOption = Annotated[str, typer.Option("--reason", "-m", help="Why (recorded).")]
 
 
 def _run(
@@ -93,125 +89,3 @@ def show(resource: ResourceArg, config: ConfigOption = None) -> None:
         return state
 
     _print_state(_run(config, resource, query))
-
-
-def _decide(
-    update: str, *, resource: str, episode: str, by: str, reason: str, config: Path | None
-) -> None:
-    request = resource_io.DecisionRequest(
-        episode=resources.EpisodeId(episode),
-        by=by or getpass.getuser(),
-        comment=reason,
-        channel="cli",
-    )
-
-    async def send(handle: temporal_client.WorkflowHandle[Any, Any]) -> resource_io.DecisionAck:
-        answer: resource_io.DecisionAck = await handle.execute_update(
-            update, request, result_type=resource_io.DecisionAck
-        )
-        return answer
-
-    ack = _run(config, resource, send)
-    typer.echo(f"{update}d episode {ack.episode} ({ack.workflow_id})")
-
-
-EpisodeArg = Annotated[str, typer.Argument(help="The episode id (see `homeostat resource show`).")]
-
-
-@app.command()
-def approve(
-    resource: ResourceArg,
-    episode: EpisodeArg,
-    by: ByOption = "",
-    reason: ReasonOption = "",
-    config: ConfigOption = None,
-) -> None:
-    """Approve the approval step the episode's remediation waits at."""
-    _decide(
-        contract.UPDATE_APPROVE,
-        resource=resource,
-        episode=episode,
-        by=by,
-        reason=reason,
-        config=config,
-    )
-
-
-@app.command()
-def deny(
-    resource: ResourceArg,
-    episode: EpisodeArg,
-    by: ByOption = "",
-    reason: ReasonOption = "",
-    config: ConfigOption = None,
-) -> None:
-    """Deny the approval step; the plan stops there."""
-    _decide(
-        contract.UPDATE_DENY,
-        resource=resource,
-        episode=episode,
-        by=by,
-        reason=reason,
-        config=config,
-    )
-
-
-@app.command()
-def silence(
-    resource: ResourceArg,
-    duration: Annotated[str, typer.Argument(help="How long, e.g. 2h or 30m.")],
-    by: ByOption = "",
-    reason: ReasonOption = "",
-    config: ConfigOption = None,
-) -> None:
-    """Silence automation for a while: episodes are recorded, nothing is run or paged."""
-    try:
-        until = datetime.now(UTC) + durations.parse_duration(duration)
-    except ValueError as exc:
-        typer.echo(f"homeostat: duration: {exc}", err=True)
-        raise typer.Exit(2) from None
-    request = resource_io.SilenceRequest(until=until, by=by or getpass.getuser(), reason=reason)
-
-    async def send(handle: temporal_client.WorkflowHandle[Any, Any]) -> resource_io.ResourceState:
-        answer: resource_io.ResourceState = await handle.execute_update(
-            contract.UPDATE_SILENCE, request, result_type=resource_io.ResourceState
-        )
-        return answer
-
-    _print_state(_run(config, resource, send))
-
-
-def _operate(update: str, resource: str, by: str, reason: str, config: Path | None) -> None:
-    request = resource_io.OperatorRequest(by=by or getpass.getuser(), reason=reason)
-
-    async def send(handle: temporal_client.WorkflowHandle[Any, Any]) -> resource_io.ResourceState:
-        answer: resource_io.ResourceState = await handle.execute_update(
-            update, request, result_type=resource_io.ResourceState
-        )
-        return answer
-
-    _print_state(_run(config, resource, send))
-
-
-@app.command()
-def unsilence(
-    resource: ResourceArg, by: ByOption = "", reason: ReasonOption = "", config: ConfigOption = None
-) -> None:
-    """End a silence now."""
-    _operate(contract.UPDATE_UNSILENCE, resource, by, reason, config)
-
-
-@app.command()
-def pause(
-    resource: ResourceArg, by: ByOption = "", reason: ReasonOption = "", config: ConfigOption = None
-) -> None:
-    """Pause automation for the resource until resumed (episodes are still recorded)."""
-    _operate(contract.UPDATE_PAUSE, resource, by, reason, config)
-
-
-@app.command()
-def resume(
-    resource: ResourceArg, by: ByOption = "", reason: ReasonOption = "", config: ConfigOption = None
-) -> None:
-    """Resume automation paused with `homeostat resource pause`."""
-    _operate(contract.UPDATE_RESUME, resource, by, reason, config)

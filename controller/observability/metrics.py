@@ -133,6 +133,7 @@ class Metrics:
     resources: prometheus_client.Gauge
     approvals_pending: prometheus_client.Gauge
     open_episodes: prometheus_client.Gauge
+    operator_actions: prometheus_client.Counter
     engine: _EngineCollector = field(default_factory=_EngineCollector)
 
     def watch_engine(self, engine: EngineView) -> None:
@@ -326,6 +327,14 @@ def create(registry: prometheus_client.CollectorRegistry | None = None) -> Metri
             "Observations refused before the rules engine saw them (clock_skew, too_large), "
             "or that made it fail (error), by reason.",
             ["reason"],
+        ),
+        operator_actions=prometheus_client.Counter(
+            "homeostat_operator_actions",
+            "Operator requests (approve, deny, silence, pause, reset ...) by channel and "
+            "outcome (ok, forbidden, refused, not_found, unauthenticated, bad_signature, "
+            "stale, unlisted_user, malformed, error).",
+            ["action", "channel", "outcome"],
+            registry=reg,
         ),
     )
     reg.register(metrics.engine)

@@ -161,13 +161,12 @@ async def test_alert_to_episode_exactly_once_and_resolve_ends_it(
             "silence",
             "service/web",
             "2h",
-            "--by",
-            "alice",
             "--reason",
             "maintenance",
+            "--json",
         )
         assert json.loads(silenced)["phase"] == "silenced"
-        await _cli(tmp_path, "resource", "unsilence", "service/web", "--by", "alice")
+        await _cli(tmp_path, "resource", "unsilence", "service/web")
 
         gauge.set(0.1)
         state = await homeostat.eventually(lambda: _closed(temporal), timeout=45)

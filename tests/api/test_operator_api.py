@@ -1,0 +1,197 @@
+"""The operator API end to end on the Temporal dev server: authentication, approvals with identity, steering verbs, and the CLI through it."""
+
+import asyncio
+import getpass
+import os
+from datetime import UTC, datetime, timedelta
+
+import homeostat
+import httpx
+import pytest
+from operator_support import ALICE, MALLORY, cli, start_episode, state, write_plan
+from temporalio.client import WorkflowHistory
+
+from controller.domain import resources
+from controller.workflows import remediation_io, resource_io
+
+DROP_PLAN = """
+steps:
+  - id: approval
+    approve: {message: "Drop the lagging replica?", deadline: 10m, approvers: [alice, dba]}
+  - {id: drop, command: ["true"]}
+"""
+RESOURCE = "database/orders"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _decision_signals(temporal, episode: str) -> list[str]:
+    """The `decision` signals the episode's remediation workflow received, by whom."""
+    handle = temporal.get_workflow_handle(resources.remediation_workflow_id(episode))
+    history: WorkflowHistory = await handle.fetch_history()
+    return [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in history.events
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
+
+
+@pytest.mark.timeout(180)
+async def test_approvals_need_a_token_and_an_approver_and_the_cli_goes_through_the_api(
+    tmp_path, temporal_dev_server
+):
+    """No token or a wrong one: 401 and nothing changes; mallory: 403 and the step still waits; the CLI as the OS user is refused; alice approves through `homeostat --api`; a second answer: 409."""
+    write_plan(tmp_path, "drop-replica", DROP_PLAN)
+    config = homeostat.make_settings(
+        tmp_path,
+        temporal_dev_server.address,
+        api={"tokens": {"alice": ALICE, "mallory": MALLORY}, "groups": {"dba": ["bob"]}},
+    )
+    temporal = await homeostat.client(temporal_dev_server.address)
+    async with homeostat.running(config) as endpoints, httpx.AsyncClient(timeout=30) as http:
+        episode = await start_episode(
+            temporal, config.temporal.task_queue, "drop-replica", RESOURCE
+        )
+
+        async def waiting():
+            current = await state(temporal, RESOURCE)
+            return current if current.phase is resource_io.Phase.AWAITING_APPROVAL else None
+
+        await homeostat.eventually(waiting, timeout=60)
+        approve_url = f"{endpoints.api_url}/v1/episodes/{episode}/approve"
+        body = {"comment": "lag is gone", "resource": RESOURCE}
+
+        for headers in ({}, _bearer("wrong-token-0123456789"), {"Authorization": ALICE}):
+            refused = await http.post(approve_url, json=body, headers=headers)
+            assert refused.status_code == 401, refused.text
+            assert refused.headers["www-authenticate"] == "Bearer"
+        refused = await http.post(
+            f"{endpoints.api_url}/v1/resources/{RESOURCE}/pause", json={}, headers={}
+        )
+        assert refused.status_code == 401
+        forbidden = await http.post(approve_url, json=body, headers=_bearer(MALLORY))
+        assert forbidden.status_code == 403, forbidden.text
+        assert "mallory is not an approver" in forbidden.json()["detail"]
+
+        code, out, err = await cli(
+            "resource", "approve", RESOURCE, episode, "--config", str(tmp_path / "homeostat.yaml")
+        )
+        assert code == 1, (out, err)
+        assert f"refused: {getpass.getuser()} is not an approver of approval" in err
+        assert "approved" not in out
+
+        still = await state(temporal, RESOURCE)
+        assert still.phase is resource_io.Phase.AWAITING_APPROVAL
+        assert not still.paused
+        assert await _decision_signals(temporal, episode) == []
+
+        env = {**os.environ, "HOMEOSTAT_API_URL": endpoints.api_url, "HOMEOSTAT_API_TOKEN": ALICE}
+        code, out, err = await cli("resource", "approve", RESOURCE, episode, "-m", "ok", env=env)
+        assert code == 0, err
+        assert out.strip() == f"approved episode {episode} by alice (api)"
+
+        handle = temporal.get_workflow_handle(
+            resources.remediation_workflow_id(episode),
+            result_type=remediation_io.RemediationResult,
+        )
+        result = await asyncio.wait_for(handle.result(), 60)
+        assert result.outcome is remediation_io.Outcome.SUCCEEDED
+        assert result.steps[0].output == {"by": "alice", "comment": "ok", "channel": "api"}
+        assert await _decision_signals(temporal, episode) == ["decision"]
+
+        again = await http.post(
+            f"{endpoints.api_url}/v1/episodes/{episode}/deny", json={}, headers=_bearer(ALICE)
+        )
+        assert again.status_code in {404, 409}, again.text
+
+        metrics = (await http.get(f"{endpoints.api_url}/metrics")).text
+        assert 'homeostat_unauthenticated_requests_total{route="operator"} 4.0' in metrics
+        assert (
+            'homeostat_operator_actions_total{action="approve",channel="api",outcome="forbidden"} 1.0'
+            in metrics
+        )
+
+
+@pytest.mark.timeout(180)
+async def test_every_steering_verb_through_the_api_records_the_token_name(
+    tmp_path, temporal_dev_server
+):
+    """Silence, unsilence, pause, resume and reset answer the new state, record alice, and refuse what the workflow refuses."""
+    write_plan(
+        tmp_path,
+        "cool",
+        'cooldown: 1h\nbudget: {runs: 2, per: 1d}\nsteps:\n  - {id: fix, command: ["true"]}\n',
+    )
+    config = homeostat.make_settings(
+        tmp_path, temporal_dev_server.address, api={"tokens": {"alice": ALICE}}
+    )
+    temporal = await homeostat.client(temporal_dev_server.address)
+    resource = "service/steered"
+    async with homeostat.running(config) as endpoints, httpx.AsyncClient(timeout=30) as http:
+        await start_episode(temporal, config.temporal.task_queue, "cool", resource)
+
+        async def cooling():
+            current = await state(temporal, resource)
+            return current if current.cooldowns and not current.episodes else None
+
+        await homeostat.eventually(cooling, timeout=60)
+        base = f"{endpoints.api_url}/v1/resources/{resource}"
+        headers = _bearer(ALICE)
+
+        silenced = await http.post(
+            f"{base}/silence", json={"duration": "2h", "reason": "maintenance"}, headers=headers
+        )
+        assert silenced.status_code == 200, silenced.text
+        answer = silenced.json()
+        assert answer["phase"] == "silenced"
+        assert answer["by"] == "alice"
+        assert answer["channel"] == "api"
+        until = datetime.fromisoformat(answer["silenced_until"])
+        assert timedelta(minutes=119) < until - datetime.now(UTC) <= timedelta(hours=2)
+        assert (await state(temporal, resource)).silence_reason == "maintenance by alice"
+
+        past = await http.post(
+            f"{base}/silence", json={"until": "2020-01-01T00:00:00Z"}, headers=headers
+        )
+        assert past.status_code == 409, past.text
+        both = await http.post(
+            f"{base}/silence",
+            json={"until": "2030-01-01T00:00:00Z", "duration": "1h"},
+            headers=headers,
+        )
+        assert both.status_code == 422
+
+        unsilenced = await http.post(f"{base}/unsilence", headers=headers)
+        assert unsilenced.status_code == 200, unsilenced.text
+        assert unsilenced.json()["silenced_until"] is None
+
+        paused = await http.post(f"{base}/pause", json={"reason": "migration"}, headers=headers)
+        assert paused.json()["phase"] == "paused"
+        assert paused.json()["pause_reason"] == "migration by alice"
+        resumed = await http.post(f"{base}/resume", json={}, headers=headers)
+        assert resumed.json()["paused"] is False
+        assert resumed.json()["phase"] == "cooling_down"
+
+        reset = await http.post(f"{base}/reset", json={"budget": False}, headers=headers)
+        assert reset.status_code == 200, reset.text
+        assert reset.json()["cooldowns"] == []
+        assert reset.json()["budget_used"] == 1
+        assert reset.json()["phase"] == "healthy"
+
+        missing = await http.post(
+            f"{endpoints.api_url}/v1/resources/service/never-fired/pause", headers=headers
+        )
+        assert missing.status_code == 404
+        bad_key = await http.post(
+            f"{endpoints.api_url}/v1/resources/NOT A KEY/pause", headers=headers
+        )
+        assert bad_key.status_code == 422
+
+        code, out, err = await cli(
+            "resource", "reset", resource, "--budget", "--config", str(tmp_path / "homeostat.yaml")
+        )
+        assert code == 0, err
+        assert out.strip() == f"{resource}: budget reset by {getpass.getuser()} (cli)"
+        assert (await state(temporal, resource)).budget == ()
