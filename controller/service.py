@@ -30,6 +30,7 @@ from temporalio.api.workflowservice import v1 as workflowservice
 from controller import assembly, embedded, errors, server
 from controller import settings as settings_module
 from controller import worker as worker_module
+from controller.api import openapi
 from controller.domain import contract
 from controller.observability import metrics as metrics_module
 from controller.observability import temporal_metrics, visibility
@@ -240,11 +241,13 @@ def _build_app(
         return None if rules else "no rules loaded"
 
     readiness["rules"] = rules_loaded
-    return server.create_app(
+    app = server.create_app(
         metrics=metrics,
         readiness=readiness,
         routers=[ingest.router, *assembly.operator_routers(ingest.settings, client, metrics)],
     )
+    openapi.install(app)
+    return app
 
 
 async def _serve(

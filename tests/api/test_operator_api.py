@@ -195,3 +195,58 @@ async def test_every_steering_verb_through_the_api_records_the_token_name(
         assert code == 0, err
         assert out.strip() == f"{resource}: budget reset by {getpass.getuser()} (cli)"
         assert (await state(temporal, resource)).budget == ()
+
+
+@pytest.mark.timeout(120)
+async def test_openapi_declares_how_every_v1_route_authenticates_and_its_examples_are_real_events(
+    tmp_path, temporal_dev_server
+):
+    """Every /v1 route has a security requirement (operator token, webhook token, Slack signature); the webhook examples in /docs are accepted as sent."""
+    write_plan(tmp_path, "noop", 'steps:\n  - {id: fix, command: ["true"]}\n')
+    config = homeostat.make_settings(
+        tmp_path,
+        temporal_dev_server.address,
+        api={"tokens": {"alice": ALICE}},
+        webhooks={"bearer_token": "events-token-0123456789"},
+        alertmanager={"bearer_token": "am-token-0123456789"},
+    )
+    async with homeostat.running(config) as endpoints, httpx.AsyncClient(timeout=30) as http:
+        document = (await http.get(f"{endpoints.api_url}/openapi.json")).json()
+        schemes = document["components"]["securitySchemes"]
+        assert schemes["operatorToken"] == {
+            "type": "http",
+            "scheme": "bearer",
+            "description": schemes["operatorToken"]["description"],
+        }
+        assert schemes["slackSignature"]["name"] == "X-Slack-Signature"
+        v1 = {
+            (path, method): operation
+            for path, operations in document["paths"].items()
+            if path.startswith("/v1/")
+            for method, operation in operations.items()
+        }
+        assert ("/v1/episodes/{episode}/approve", "post") in v1
+        assert ("/v1/resources/{resource}/reset", "post") in v1
+        for (path, method), operation in v1.items():
+            assert operation.get("security"), (path, method)
+            for requirement in operation["security"]:
+                assert set(requirement) <= set(schemes), (path, requirement)
+        assert v1[("/v1/resources/{resource}/pause", "post")]["security"] == [{"operatorToken": []}]
+        assert {"eventsBearer": []} in v1[("/v1/events/{stream}", "post")]["security"]
+        silence_body = v1[("/v1/resources/{resource}/silence", "post")]["requestBody"]
+        assert "duration" in silence_body["content"]["application/json"]["schema"]["properties"]
+
+        for path, url, token in (
+            ("/v1/events/{stream}", "/v1/events/nothing", "events-token-0123456789"),
+            ("/v1/alertmanager", "/v1/alertmanager", "am-token-0123456789"),
+        ):
+            example = v1[(path, "post")]["requestBody"]["content"]["application/json"]["example"]
+            sent = await http.post(
+                f"{endpoints.api_url}{url}", json=example, headers=_bearer(token)
+            )
+            assert sent.status_code == 200, (path, sent.text)
+            assert sent.json()["accepted"] >= 1
+            refused = await http.post(
+                f"{endpoints.api_url}{url}", json=example, headers=_bearer(ALICE)
+            )
+            assert refused.status_code == 401, path
