@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import re
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -198,6 +203,23 @@ async def remediation(
     return await asyncio.wait_for(handle.result(), timeout)
 
 
+async def completed_steps(temporal: Client, workflow_id: str) -> list[str]:
+    """The step paths of the activities a workflow's history records as completed, in order."""
+    history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+    scheduled: dict[int, str] = {}
+    done: list[str] = []
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            payloads = event.activity_task_scheduled_event_attributes.input.payloads
+            arg = json.loads(payloads[0].data) if payloads else {}
+            scheduled[event.event_id] = arg.get("context", {}).get("step", "")
+        if event.HasField("activity_task_completed_event_attributes"):
+            done.append(
+                scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]
+            )
+    return done
+
+
 async def activities_run(temporal: Client, workflow_id: str) -> list[str]:
     """The activity types a workflow scheduled, in order, read from its history."""
     history = await temporal.get_workflow_handle(workflow_id).fetch_history()
@@ -223,3 +245,48 @@ async def homeostat_cli(config_path: Path, *args: str, cwd: Path = REPO) -> tupl
     )
     out, err = await process.communicate()
     return process.returncode or 0, out.decode(), err.decode()
+
+
+class Homeostat:
+    """`homeostat up` as a child process, as an operator runs it (and as a crash kills it)."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path = config_path
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, timeout: float = 60) -> None:
+        api = f"http://127.0.0.1:{load(self.config_path).http.port}/readyz"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "controller", "up", "--config", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "HOMEOSTAT_LOGGING__FORMAT": "json"},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"homeostat exited:\n{self.output()}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(api, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"homeostat not ready:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, no last heartbeat."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
