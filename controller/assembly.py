@@ -131,14 +131,21 @@ def webhook_config(settings: settings_module.Settings) -> webhooks.WebhookConfig
         alertmanager=auth.Credentials(
             bearer_token=_secret(settings.alertmanager.bearer_token),
             hmac_secret=_secret(settings.alertmanager.hmac_secret),
+            tolerance=settings.http.signature_tolerance,
         ),
         events=auth.Credentials(
             bearer_token=_secret(settings.webhooks.bearer_token),
             hmac_secret=_secret(settings.webhooks.hmac_secret),
+            tolerance=settings.http.signature_tolerance,
         ),
         gitlab_token=_secret(settings.webhooks.gitlab_token),
         dispatch_deadline=settings.dispatch.webhook_deadline,
         timestamp_field=settings.kafka.timestamp_field,
+        alertmanager_max_body=settings.alertmanager.max_body_size,
+        events_max_body=settings.webhooks.max_body_size,
+        gitlab_max_body=settings.webhooks.gitlab_max_body_size,
+        max_events=settings.webhooks.max_events,
+        max_body_memory=settings.http.max_body_memory,
     )
 
 

@@ -9,6 +9,8 @@
     │   ├── NotFoundError          no such resource workflow or episode
     │   └── RefusedError           the workflow refused it (not awaiting approval, answered ...)
     │       └── ForbiddenError     the identity may not do it (not one of the step's approvers)
+    ├── LimitError                 an inbound request is over a size or count limit (names it)
+    ├── OverloadedError            a capacity bound is reached for now; retrying later may work
     ├── DependencyError            a required external component is missing or unreachable
     │   └── EmbeddedServerError    the embedded Temporal dev server failed to start or stop
     └── RemediationError           a side effect failed
@@ -83,6 +85,18 @@ class RefusedError(OperatorError):
 
 class ForbiddenError(RefusedError):
     """The authenticated identity may not do this (it is not one of the step's approvers)."""
+class LimitError(HomeostatError):
+    """An inbound request is over a limit; ``setting`` names the setting that sets it."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        """Remember which limit was exceeded and by what."""
+        super().__init__(f"{message} (limit: {setting})")
+        self.setting = setting
+        self.message = message
+
+
+class OverloadedError(HomeostatError):
+    """A capacity bound shared by all requests is reached; the same request may work later."""
 
 
 class DependencyError(HomeostatError):

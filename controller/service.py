@@ -27,7 +27,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice import v1 as workflowservice
 
-from controller import assembly, embedded, errors, server
+from controller import assembly, embedded, errors, server, serving
 from controller import settings as settings_module
 from controller import worker as worker_module
 from controller.api import openapi
@@ -263,15 +263,7 @@ async def _serve(
     runs_ingest = role in {settings_module.Role.ALL, settings_module.Role.INGEST}
     runs_worker = role in {settings_module.Role.ALL, settings_module.Role.WORKER}
     ingest = assembly.build_ingest(settings, client, metrics) if runs_ingest else None
-    http = _Uvicorn(
-        uvicorn.Config(
-            _build_app(client, metrics, ingest),
-            host=settings.http.host,
-            port=settings.http.port,
-            log_config=None,
-            access_log=False,
-        )
-    )
+    http = _Uvicorn(http_config(settings, _build_app(client, metrics, ingest), metrics))
     worker = worker_module.build(client, settings) if runs_worker else None
     tasks = {asyncio.create_task(http.serve(), name="http server")}
     refresher = None
@@ -314,6 +306,26 @@ async def _serve(
         raise errors.DependencyError(
             f"http.port: cannot serve on {settings.http.host}:{settings.http.port}"
         )
+
+
+def http_config(
+    settings: settings_module.Settings, app: Any, metrics: metrics_module.Metrics
+) -> uvicorn.Config:
+    """The HTTP server of ``app``, with the connection bounds and timeouts of ``settings.http``."""
+    limits = serving.ConnectionLimits(
+        max_connections=settings.http.max_connections,
+        header_timeout=settings.http.header_timeout,
+        body_timeout=settings.http.body_timeout,
+    )
+    return uvicorn.Config(
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        http=serving.protocol(limits, metrics.http_connections_closed),
+        timeout_keep_alive=max(1, round(settings.http.keep_alive_timeout.total_seconds())),
+        log_config=None,
+        access_log=False,
+    )
 
 
 async def _stop(

@@ -7,6 +7,10 @@ override the file, and nest with a double underscore (``HOMEOSTAT_TEMPORAL__ADDR
 
 from __future__ import annotations
 
+import json
+import os
+import types
+import typing
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +32,22 @@ Duration = Annotated[timedelta, pydantic.BeforeValidator(_duration)]
 """A timedelta written as a Prometheus duration (``30s``, ``5m``) or a number of seconds."""
 
 DEFAULT_CONFIG_FILE = Path("homeostat.yaml")
+_ENV_PREFIX = "HOMEOSTAT_"
+
+
+def _not_blank(value: pydantic.SecretStr) -> pydantic.SecretStr:
+    if not value.get_secret_value().strip():
+        raise ValueError(
+            "must not be empty: an empty secret would authenticate anyone; "
+            "unset it to refuse every request, or set a real secret"
+        )
+    return value
+
+
+Secret = Annotated[pydantic.SecretStr, pydantic.AfterValidator(_not_blank)]
+"""A secret that authenticates inbound requests: never empty or blank."""
+
+MEBIBYTE = 1024 * 1024
 
 
 class _Group(pydantic.BaseModel):
@@ -97,6 +117,29 @@ class HttpSettings(_Group):
     public_url: str | None = pydantic.Field(
         default=None, description="URL under which users reach the API (printed at start)"
     )
+    header_timeout: Duration = pydantic.Field(
+        default=timedelta(seconds=10),
+        description="longest wait for a request's headers (a new connection's too), then close",
+    )
+    body_timeout: Duration = pydantic.Field(
+        default=timedelta(seconds=30),
+        description="longest a request body may take to arrive; then 408 and the connection closes",
+    )
+    keep_alive_timeout: Duration = pydantic.Field(
+        default=timedelta(seconds=5), description="how long an idle kept-alive connection is kept"
+    )
+    max_connections: int = pydantic.Field(
+        default=512, ge=1, description="connections held at once; a further one is closed at once"
+    )
+    max_body_memory: pydantic.ByteSize = pydantic.Field(
+        default=pydantic.ByteSize(64 * MEBIBYTE),
+        gt=0,
+        description="request bodies held in memory at once, all together; beyond, 503",
+    )
+    signature_tolerance: Duration = pydantic.Field(
+        default=timedelta(minutes=5),
+        description="how far a signed request's X-Homeostat-Timestamp may be from the clock",
+    )
 
 
 class KafkaSettings(_Group):
@@ -164,27 +207,45 @@ class PrometheusSettings(_Group):
 
 
 class AlertmanagerSettings(_Group):
-    """Authentication of the Alertmanager webhook."""
+    """Authentication and limits of the Alertmanager webhook."""
 
-    bearer_token: pydantic.SecretStr | None = pydantic.Field(
+    bearer_token: Secret | None = pydantic.Field(
         default=None, description="token expected in 'Authorization: Bearer ...'"
     )
-    hmac_secret: pydantic.SecretStr | None = pydantic.Field(
-        default=None, description="secret of an HMAC-SHA256 body signature"
+    hmac_secret: Secret | None = pydantic.Field(
+        default=None, description="secret of the HMAC-SHA256 request signature (docs/security.md)"
+    )
+    max_body_size: pydantic.ByteSize = pydantic.Field(
+        default=pydantic.ByteSize(4 * MEBIBYTE),
+        gt=0,
+        description="largest notification accepted (413 beyond; 4MiB, 512KiB ...)",
     )
 
 
 class WebhooksSettings(_Group):
-    """Authentication of the generic event and GitLab webhooks."""
+    """Authentication and limits of the generic event and GitLab webhooks."""
 
-    bearer_token: pydantic.SecretStr | None = pydantic.Field(
+    bearer_token: Secret | None = pydantic.Field(
         default=None, description="token expected by /v1/events in 'Authorization: Bearer ...'"
     )
-    hmac_secret: pydantic.SecretStr | None = pydantic.Field(
-        default=None, description="secret of the HMAC-SHA256 body signature of /v1/events"
+    hmac_secret: Secret | None = pydantic.Field(
+        default=None, description="secret of the HMAC-SHA256 request signature of /v1/events"
     )
-    gitlab_token: pydantic.SecretStr | None = pydantic.Field(
+    gitlab_token: Secret | None = pydantic.Field(
         default=None, description="secret token GitLab sends in X-Gitlab-Token to /v1/gitlab"
+    )
+    max_body_size: pydantic.ByteSize = pydantic.Field(
+        default=pydantic.ByteSize(4 * MEBIBYTE),
+        gt=0,
+        description="largest /v1/events request body (413 beyond)",
+    )
+    max_events: int = pydantic.Field(
+        default=1000, ge=1, description="events in one /v1/events request (413 beyond)"
+    )
+    gitlab_max_body_size: pydantic.ByteSize = pydantic.Field(
+        default=pydantic.ByteSize(4 * MEBIBYTE),
+        gt=0,
+        description="largest /v1/gitlab request body (413 beyond)",
     )
 
 
@@ -514,6 +575,59 @@ def load(path: Path | None) -> Settings:
         return Settings(**file_values)
     except pydantic.ValidationError as exc:
         raise errors.ConfigError(_describe(exc, source)) from None
+    except pydantic_settings.SettingsError as exc:
+        raise errors.ConfigError(_describe_environment(exc)) from None
+
+
+def _describe_environment(exc: pydantic_settings.SettingsError) -> str:
+    """Name the ``HOMEOSTAT_*`` variables whose JSON (lists, mappings, groups) is broken."""
+    lines = ["invalid configuration (from HOMEOSTAT_* variables):"]
+    for name, value in sorted(os.environ.items()):
+        if not name.upper().startswith(_ENV_PREFIX) or not _structured(name):
+            continue
+        try:
+            json.loads(value)
+        except ValueError as error:
+            lines.append(
+                f"  {name}: not valid JSON ({error}); lists and mappings are written as JSON, "
+                'e.g. ["a:9092", "b:9092"]'
+            )
+    if len(lines) == 1:
+        lines.append(f"  {exc}")
+    return "\n".join(lines)
+
+
+def _structured(variable: str) -> bool:
+    """Whether the setting a variable names holds a list, a mapping or a group (JSON)."""
+    path = variable[len(_ENV_PREFIX) :].lower().split("__")
+    model: Any = Settings
+    annotation: Any = None
+    for part in path:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return annotation is not None and _is_structured(annotation)
+        annotation = fields[part].annotation
+        model = _unwrap(annotation)
+    return _is_structured(annotation)
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X`` of ``X | None`` (and of ``Annotated[X, ...]``)."""
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        present = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(present) == 1:
+            return _unwrap(present[0])
+    return annotation
+
+
+def _is_structured(annotation: Any) -> bool:
+    bare = _unwrap(annotation)
+    origin = typing.get_origin(bare) or bare
+    return origin in {list, dict, set, tuple} or (
+        isinstance(origin, type) and issubclass(origin, pydantic.BaseModel)
+    )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -571,6 +685,8 @@ def _show_default(value: Any) -> str:
         return f"`{durations.format_duration(value)}`"
     if isinstance(value, StrEnum):
         return f"`{value.value}`"
+    if isinstance(value, pydantic.ByteSize):
+        return f"`{value.human_readable(decimal=False, separator=' ')}`"
     if isinstance(value, list) and not value:
         return "`[]`"
     return f"`{value}`"

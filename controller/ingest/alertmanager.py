@@ -10,6 +10,7 @@ becomes the same transition, which the engine and the workflow both ignore.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
 import pydantic
 
@@ -23,12 +24,25 @@ class _Model(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="ignore", frozen=True)
 
 
+def _string_map(value: Any) -> Any:
+    """One error for a whole bad label map, not one per entry (a hostile body has millions)."""
+    if isinstance(value, dict) and not all(
+        isinstance(item, str) for pair in value.items() for item in pair
+    ):
+        raise ValueError("must map names to string values")
+    return value
+
+
+StringMap = Annotated[dict[str, str], pydantic.BeforeValidator(_string_map)]
+"""Labels and annotations: names to text values."""
+
+
 class Alert(_Model):
     """One alert of a notification."""
 
     status: str = pydantic.Field(pattern="^(firing|resolved)$")
-    labels: dict[str, str]
-    annotations: dict[str, str] = pydantic.Field(default_factory=dict)
+    labels: StringMap
+    annotations: StringMap = pydantic.Field(default_factory=dict)
     starts_at: datetime = pydantic.Field(alias="startsAt")
     ends_at: datetime | None = pydantic.Field(default=None, alias="endsAt")
     generator_url: str = pydantic.Field(default="", alias="generatorURL")
@@ -50,13 +64,14 @@ class Notification(_Model):
     truncated_alerts: int = pydantic.Field(default=0, alias="truncatedAlerts")
     status: str = ""
     receiver: str = ""
-    group_labels: dict[str, str] = pydantic.Field(default_factory=dict, alias="groupLabels")
-    common_labels: dict[str, str] = pydantic.Field(default_factory=dict, alias="commonLabels")
-    common_annotations: dict[str, str] = pydantic.Field(
+    group_labels: StringMap = pydantic.Field(default_factory=dict, alias="groupLabels")
+    common_labels: StringMap = pydantic.Field(default_factory=dict, alias="commonLabels")
+    common_annotations: StringMap = pydantic.Field(
         default_factory=dict, alias="commonAnnotations"
     )
     external_url: str = pydantic.Field(default="", alias="externalURL")
-    alerts: list[Alert]
+    alerts: list[Alert] = pydantic.Field(fail_fast=True)
+    """The first bad alert stops validation: errors stay few, whatever the body holds."""
 
 
 def to_observations(notification: Notification) -> list[observations.Observation]:

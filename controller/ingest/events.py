@@ -139,7 +139,7 @@ def _sample(
         raise errors.PayloadError("labels", "must be an object of string values")
     try:
         value = float(event["value"])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise errors.PayloadError("value", f"not a number: {event['value']!r}") from None
     if math.isnan(value) and str(event["value"]).lower() != "nan":
         raise errors.PayloadError("value", "not a number")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -38,6 +38,10 @@ class Engine(Protocol):
 
     def tick(self, now: datetime) -> list[transitions.Transition]:
         """Let time pass: staleness and ``keep_firing_for`` expire."""
+
+    @property
+    def stats(self) -> Mapping[str, int]:
+        """Observations ignored so far, by reason (``late``, ``duplicate`` ...)."""
 
 
 class Counters(Protocol):
@@ -166,6 +170,7 @@ class Pipeline:
         *,
         deadline: timedelta | None = None,
         admitted: bool = False,
+        dropped: collections.Counter[str] | None = None,
     ) -> list[transitions.Transition]:
         """Admit and evaluate ``batch``; return once every resulting transition was handed off.
 
@@ -174,6 +179,8 @@ class Pipeline:
             deadline: how long to wait for Temporal (see ``Dispatcher.dispatch``).
             admitted: the source already admitted each observation (Kafka does, to
                 dead-letter one message rather than fail its batch).
+            dropped: when given, receives how often the engine ignored an observation of
+                the batch, by reason (a webhook tells its sender).
 
         Raises:
             errors.PayloadError: an observation may not enter (see ``admit``).
@@ -181,7 +188,10 @@ class Pipeline:
         """
         if not admitted:
             self.admit(batch)
+        before = collections.Counter(self.engine.stats) if dropped is not None else None
         found = self.evaluate(batch)
+        if dropped is not None and before is not None:
+            dropped.update(collections.Counter(self.engine.stats) - before)
         if self._metrics is not None:
             for source, count in collections.Counter(map(_SOURCE, batch)).items():
                 self._metrics.observations.labels(source=source.value).inc(count)

@@ -104,6 +104,7 @@ class Metrics:
     build_info: prometheus_client.Gauge
     http_requests: prometheus_client.Counter
     unauthenticated_requests: prometheus_client.Counter
+    http_connections_closed: prometheus_client.Counter
     observations: prometheus_client.Counter
     transitions: prometheus_client.Counter
     dispatch_calls: prometheus_client.Counter
@@ -188,6 +189,13 @@ def create(registry: prometheus_client.CollectorRegistry | None = None) -> Metri
             "homeostat_unauthenticated_requests",
             "Webhook requests rejected by authentication.",
             ["route"],
+        ),
+        http_connections_closed=_counter(
+            reg,
+            "homeostat_http_connections_closed",
+            "HTTP connections the server closed on its own, by reason: header_timeout, "
+            "body_timeout, too_many_connections.",
+            ["reason"],
         ),
         observations=_counter(
             reg, "homeostat_observations", "Observations handed to the rules engine.", ["source"]
