@@ -51,7 +51,9 @@ def check_depth(value: Any) -> None:
     Raises:
         errors.PayloadError: it is.
     """
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    if not isinstance(value, dict | list):
+        return
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         children = item.values() if isinstance(item, dict) else item
