@@ -22,6 +22,7 @@ from controller.commands import demo as demo_command
 from controller.commands import resources as resource_commands
 from controller.commands import rules as rules_commands
 from controller.commands import run as run_command
+from controller.commands import slack as slack_commands
 from controller.commands import steering as steering_commands
 from controller.observability import logging as logging_setup
 
@@ -37,6 +38,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(rules_commands.app, name="rules")
 steering_commands.register(resource_commands.app)
 app.add_typer(resource_commands.app, name="resource")
+app.add_typer(slack_commands.app, name="slack")
 app.command(name="run")(run_command.run)
 app.command(name="demo")(demo_command.demo)
 
