@@ -261,7 +261,7 @@ class PlaybookActivities:
         """
         info = activity.info()
         playbook = self.playbook(request.playbook)
-        targets = _targets(request)
+        targets = _targets(request, self._group_hosts(request.groups))
         done = resumed(info.heartbeat_details) if resume else {}
         todo = [host for host in targets if host not in done]
         private_dir = self._private_dir(request.context)
@@ -296,12 +296,16 @@ class PlaybookActivities:
         # Only this attempt's processes: a newer attempt of the step may already run here
         # (when Temporal timed this one out), and it must not be touched.
         processes.sweep(f"{private_dir / 'artifacts'}/{_attempt_prefix(info.attempt)}")
-        output = _conclude(
-            request=request,
-            tracker=tracker,
-            outcomes=outcomes,
-            log_ref=str(private_dir),
-            attempts_left=_attempts_left(info),
+        output = dataclasses.replace(
+            _conclude(
+                request=request,
+                tracker=tracker,
+                outcomes=outcomes,
+                log_ref=str(private_dir),
+                attempts_left=_attempts_left(info),
+            ),
+            attempt=info.attempt,
+            ran=tuple(sorted(todo)),
         )
         stats: dict[str, Any] = {}
         for outcome in outcomes:
@@ -319,6 +323,21 @@ class PlaybookActivities:
         if not path.is_relative_to(root) or not path.is_file():
             raise errors.PermanentError(f"playbook {name!r} not found in {self._playbooks_dir}")
         return str(path.relative_to(root))
+
+    def _group_hosts(self, groups: Sequence[str]) -> list[str]:
+        """The hosts of inventory ``groups``, in order, without duplicates.
+
+        Raises:
+            errors.PermanentError: a group has no hosts (the run would otherwise fall back
+                to the playbook's own pattern), or there is no inventory.
+        """
+        found: list[str] = []
+        for group in groups:
+            hosts = self._hosts.group(group, {})
+            if not hosts:
+                raise errors.PermanentError(f"inventory group {group!r} has no hosts")
+            found += hosts
+        return list(dict.fromkeys(found))
 
     def _private_dir(self, context: activity_io.ActivityContext) -> Path:
         return rundirs.step_dir(self._runs_dir, context, keep=self._settings.keep_runs)
@@ -408,9 +427,9 @@ def _attempt_prefix(attempt: int) -> str:
     return f"a{attempt:04d}-"
 
 
-def _targets(request: activity_io.RunPlaybookInput) -> list[str]:
-    """The hosts to run on: ``hosts`` narrowed by ``limit``, checked, without duplicates."""
-    hosts = [ansible_runs.check_host(h) for h in dict.fromkeys(request.hosts)]
+def _targets(request: activity_io.RunPlaybookInput, grouped: Sequence[str] = ()) -> list[str]:
+    """The hosts to run on: ``hosts`` and ``grouped`` narrowed by ``limit``, checked, once each."""
+    hosts = [ansible_runs.check_host(h) for h in dict.fromkeys((*request.hosts, *grouped))]
     limit = [ansible_runs.check_host(h) for h in dict.fromkeys(request.limit)]
     if hosts and limit:
         wanted = set(limit)

@@ -77,6 +77,7 @@ def _playbook(book: model.PlaybookModel, common: _Common) -> spec.Step:
     return spec.PlaybookStep(
         playbook=book.path,
         hosts=tuple(book.hosts),
+        groups=tuple(book.groups),
         vars=dict(book.vars),
         check=book.check,
         tags=tuple(book.tags),

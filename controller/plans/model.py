@@ -96,10 +96,11 @@ class HttpRequestModel(_Model):
 
 
 class PlaybookModel(_Model):
-    """``playbook: FILE`` or ``playbook: {path, hosts, vars, check, tags, retry_failed_hosts}``."""
+    """``playbook: FILE`` or ``playbook: {path, hosts, groups, vars, check, tags, ...}``."""
 
     path: str = Field(min_length=1)
     hosts: list[str] = []
+    groups: list[str] = []
     vars: dict[str, Any] = {}
     check: bool = False
     tags: list[str] = []

@@ -236,7 +236,9 @@ class PlaybookStep(StepBase):
     Attributes:
         playbook: path relative to the playbooks directory.
         hosts: inventory hosts to run against (``${item}`` inside a ``for_each``);
-            empty means the playbook's own ``hosts:``.
+            empty (and no ``groups``) means the playbook's own ``hosts:``.
+        groups: inventory groups whose hosts run too (templates); listed when the
+            playbook starts, batched and resumable host by host.
         vars: extra vars (templates resolved into structured values).
         check: run in check mode.
         tags: only these tags.
@@ -246,6 +248,7 @@ class PlaybookStep(StepBase):
     kind: Literal["playbook"] = "playbook"
     playbook: str
     hosts: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict)
     check: bool = False
     tags: tuple[str, ...] = ()

@@ -178,6 +178,7 @@ async def playbook(env: Env, step: spec.PlaybookStep, path: str, item: str | Non
         context=env.context(path),
         playbook=step.playbook,
         hosts=tuple(templates.render(host, scope) for host in step.hosts),
+        groups=tuple(templates.render(group, scope) for group in step.groups),
         extra_vars=extra_vars,
         check=step.check,
         tags=step.tags,
@@ -199,6 +200,7 @@ async def playbook(env: Env, step: spec.PlaybookStep, path: str, item: str | Non
             context=env.context(f"{path}#failed-hosts-{attempt}"),
             playbook=request.playbook,
             hosts=request.hosts,
+            groups=request.groups,
             limit=out.failed_hosts,
             extra_vars=request.extra_vars,
             check=request.check,
@@ -216,13 +218,17 @@ async def playbook(env: Env, step: spec.PlaybookStep, path: str, item: str | Non
     bad = sorted(host for host, result in results.items() if not result.ok)
     changed = sorted(host for host, result in results.items() if result.changed)
     _count_hosts(list(results.values()))
-    output = {
+    output: dict[str, Any] = {
         "hosts": len(results),
         "failed_hosts": bad,
         "changed_hosts": changed,
         "rc": out.rc,
         "log_ref": out.log_ref,
     }
+    if out.attempt > 1:
+        # A retried run resumed from its last heartbeat: these hosts were all it ran.
+        output["attempts"] = out.attempt
+        output["retried_hosts"] = sorted(out.ran)
     if bad or not out.ok:
         first = results[bad[0]] if bad else None
         why = (

@@ -167,7 +167,10 @@ class RunPlaybookInput:
     Attributes:
         context: who asks.
         playbook: path relative to the configured playbooks directory.
-        hosts: inventory hosts; empty means the playbook's own ``hosts:`` pattern.
+        hosts: inventory hosts; empty (and no ``groups``) means the playbook's own
+            ``hosts:`` pattern.
+        groups: inventory groups whose hosts run too, listed when the activity starts
+            (so the run is batched and resumable host by host, like ``hosts``).
         limit: restrict the run to these hosts (a retry of the failed hosts).
         extra_vars: structured extra vars.
         check: run in check mode.
@@ -177,6 +180,7 @@ class RunPlaybookInput:
     context: ActivityContext
     playbook: str
     hosts: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
     limit: tuple[str, ...] = ()
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     check: bool = False
@@ -214,6 +218,9 @@ class RunPlaybookOutput:
         rc: ansible-playbook's exit code.
         hosts: one result per host, sorted by host.
         log_ref: where the full output is kept (a path or URL), outside the history.
+        attempt: the activity attempt that finished the run.
+        ran: the hosts that attempt ran; the others were finished by earlier attempts
+            (their last heartbeat) and were not run again.
     """
 
     ok: bool
@@ -221,6 +228,8 @@ class RunPlaybookOutput:
     rc: int = 0
     hosts: tuple[HostResult, ...] = ()
     log_ref: str = ""
+    attempt: int = 1
+    ran: tuple[str, ...] = ()
 
     @property
     def failed_hosts(self) -> tuple[str, ...]:

@@ -208,3 +208,17 @@ def test_check_mode_changes_nothing(hosts, activity_env):
     out = activity_env().run(hosts.activities().run_playbook, request(hosts, ("h1",), check=True))
     assert out.ok
     assert hosts.visits("h1") == 0
+
+
+def test_groups_run_their_inventory_hosts_and_an_empty_group_is_refused(hosts, activity_env):
+    """A step naming an inventory group runs that group's hosts; a group without hosts fails for good instead of running the play's own pattern."""
+    activities = hosts.activities()
+    out = activity_env().run(activities.run_playbook, request(hosts, (), groups=("web",)))
+    assert out.ok
+    assert [r.host for r in out.hosts] == ["h1", "h2"]
+    assert out.ran == ("h1", "h2")
+    assert [hosts.visits(h) for h in ("h1", "h2", "h3")] == [1, 1, 0]
+    with pytest.raises(ApplicationError, match="inventory group 'nobody' has no hosts") as caught:
+        activity_env().run(activities.run_playbook, request(hosts, (), groups=("nobody",)))
+    assert caught.value.non_retryable
+    assert hosts.visits("h3") == 0
