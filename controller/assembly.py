@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import fastapi
@@ -37,11 +36,11 @@ from controller.ingest import (
 )
 from controller.observability import metrics as metrics_module
 from controller.operations import identity, steering
-from controller.plans import loader as plans_loader
+from controller.plans import bundle
+from controller.plans import spec as plans_spec
+from controller.plans import watcher as watcher_module
 from controller.rules import engine as engine_module
-from controller.rules import loader as rules_loader
 from controller.rules import model as rules_model
-from controller.rules import watcher as watcher_module
 from controller.workflows import resource_io
 
 log = structlog.get_logger(__name__)
@@ -55,24 +54,25 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def plan_names(remediations_dir: Path) -> set[str]:
-    """Names of the remediation plans that exist, for "unknown remediation" checks."""
-    if not remediations_dir.is_dir():
-        return set()
-    return set(plans_loader.load_plans(remediations_dir))
+def rule_sources(settings: settings_module.Settings) -> bundle.Sources:
+    """The folders of the rule set in force: rules, plans and playbooks."""
+    return bundle.Sources(
+        rules=(settings.rules.rules_dir,),
+        remediations=settings.rules.remediations_dir,
+        playbooks=settings.rules.playbooks_dir,
+    )
 
 
-def load_rules(settings: settings_module.Settings) -> rules_model.RuleSet:
-    """Load the rule set at start.
+def load_rules(settings: settings_module.Settings) -> bundle.Bundle:
+    """Load rules, plans and playbooks at start, checked as ``homeostat rules lint`` does.
 
     Raises:
-        errors.RuleFileError: the rule files have problems; the message lists each one as
+        errors.ConfigError: the set has problems; the message lists each one as
             ``file:line:column: message``.
     """
-    known = plan_names(settings.rules.remediations_dir)
     try:
-        return rules_loader.load_rule_set(settings.rules.rules_dir, known_remediations=known)
-    except rules_loader.RuleSetError as exc:
+        return bundle.load(rule_sources(settings))
+    except bundle.SetError as exc:
         listing = "\n".join(str(problem) for problem in exc.problems)
         raise errors.ConfigError(f"the rule files have problems:\n{listing}") from None
 
@@ -188,6 +188,8 @@ class Ingest:
     """Everything between the sources and Temporal, and the tasks that keep it running."""
 
     settings: settings_module.Settings
+    rules: bundle.Bundle
+    """The rule set in force: rules, plans and playbooks, one revision."""
     engine: engine_module.Engine
     dispatcher: dispatch.Dispatcher
     pipe: pipeline.Pipeline
@@ -290,14 +292,20 @@ class Ingest:
         )
         log.error("rules_watcher_failed", error=repr(exc), exc_info=exc)
 
+    def plans(self) -> Mapping[str, plans_spec.Plan]:
+        """The plans of the set in force: what the worker runs, never a newer broken file."""
+        return self.rules.plans
+
     async def _watch(self) -> None:
         watcher = watcher_module.Watcher(
-            self.settings.rules.rules_dir,
-            known_remediations=plan_names(self.settings.rules.remediations_dir),
-            current=self.engine.rule_set,
+            rule_sources(self.settings),
+            current=self.rules,
+            retry_after=self.settings.rules.retry_interval,
         )
 
-        def reloaded(rule_set: rules_model.RuleSet) -> None:
+        def reloaded(loaded: bundle.Bundle) -> None:
+            rule_set = loaded.rule_set
+            self.rules = loaded
             found = self.engine.replace_rules(rule_set)
             if self.poller is not None:
                 self.poller.replace_rules(
@@ -337,7 +345,8 @@ def build_ingest(
     clock: Callable[[], datetime] = utc_now,
 ) -> Ingest:
     """Assemble engine, dispatcher, pipeline, webhooks and the Prometheus poller."""
-    rule_set = load_rules(settings)
+    loaded = load_rules(settings)
+    rule_set = loaded.rule_set
     metrics.rules_loaded.set(len(rule_set.rules))
     engine = engine_module.Engine(rule_set, clock=clock, on_drop=pipeline.drop_reporter())
     metrics.watch_engine(engine)
@@ -371,6 +380,7 @@ def build_ingest(
     log.info("rules_loaded", revision=str(rule_set.revision), rules=len(rule_set.rules))
     return Ingest(
         settings=settings,
+        rules=loaded,
         engine=engine,
         dispatcher=dispatcher,
         pipe=pipe,

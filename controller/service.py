@@ -264,7 +264,12 @@ async def _serve(
     runs_worker = role in {settings_module.Role.ALL, settings_module.Role.WORKER}
     ingest = assembly.build_ingest(settings, client, metrics) if runs_ingest else None
     http = _Uvicorn(http_config(settings, _build_app(client, metrics, ingest), metrics))
-    worker = worker_module.build(client, settings) if runs_worker else None
+    plans_in_force = ingest.plans if ingest is not None else None
+    worker = (
+        worker_module.build(client, settings, plans_in_force=plans_in_force)
+        if runs_worker
+        else None
+    )
     tasks = {asyncio.create_task(http.serve(), name="http server")}
     refresher = None
     if worker is not None:

@@ -288,6 +288,10 @@ class RulesSettings(_Group):
         default=timedelta(seconds=5),
         description="how often the files are checked for changes (hot reload)",
     )
+    retry_interval: Duration = pydantic.Field(
+        default=timedelta(minutes=1),
+        description="how often a rule set that failed to load is tried again without a change",
+    )
 
 
 class PagingSettings(_Group):

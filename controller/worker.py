@@ -7,7 +7,7 @@ the activities are built from, so workflow and activity modules never read setti
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from temporalio import worker as temporal_worker
 
 from controller import activities, workflows
 from controller import settings as settings_module
+from controller.plans import spec
 from controller.workflows import converter
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
@@ -112,18 +113,26 @@ def registered_workflows() -> Sequence[type]:
     return list(workflows.WORKFLOWS)
 
 
-def registered_activities(settings: settings_module.Settings) -> Sequence[Callable[..., Any]]:
+def registered_activities(
+    settings: settings_module.Settings,
+    *,
+    plans_in_force: Callable[[], Mapping[str, spec.Plan]] | None = None,
+) -> Sequence[Callable[..., Any]]:
     """The activity callables this worker runs, with their clients built from ``settings``."""
-    return activities.build(activities_config(settings))
+    return activities.build(activities_config(settings), plans_in_force=plans_in_force)
 
 
 def build(
-    client: temporal_client.Client, settings: settings_module.Settings
+    client: temporal_client.Client,
+    settings: settings_module.Settings,
+    *,
+    plans_in_force: Callable[[], Mapping[str, spec.Plan]] | None = None,
 ) -> temporal_worker.Worker:
     """A worker for Homeostat's task queue; run it with ``async with`` or ``run()``.
 
     Blocking activities (playbooks, commands) run on a bounded thread pool of
     ``activities.threads``; the worker takes no more activities than it has threads.
+    ``plans_in_force`` gives the plans of the rule set ingest loaded (``homeostat up``).
     """
     threads = settings.activities.threads
     converter.warm_up()
@@ -131,7 +140,7 @@ def build(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=registered_workflows(),
-        activities=registered_activities(settings),
+        activities=registered_activities(settings, plans_in_force=plans_in_force),
         activity_executor=concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="activity"
         ),

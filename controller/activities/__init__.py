@@ -16,7 +16,7 @@ ansible-runner invocation), ``inventory`` and ``cmdb`` (fetch_inventory), ``plan
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -50,6 +50,7 @@ from controller.activities.config import (
     SlackConfig,
 )
 from controller.ingest import promql
+from controller.plans import spec
 
 __all__ = [
     "SYNC_ACTIVITY_THREADS",
@@ -72,8 +73,16 @@ SYNC_ACTIVITY_THREADS = 32
 sync activities that may run at once (``max_concurrent_activities`` if that is lower)."""
 
 
-def build(config: ActivitiesConfig) -> list[Callable[..., Any]]:
-    """Every activity of ``activity_io.ALL``, with clients built from ``config``."""
+def build(
+    config: ActivitiesConfig, *, plans_in_force: Callable[[], Mapping[str, spec.Plan]] | None = None
+) -> list[Callable[..., Any]]:
+    """Every activity of ``activity_io.ALL``, with clients built from ``config``.
+
+    Args:
+        config: clients and folders.
+        plans_in_force: the plans of the rule set ingest loaded, when the worker runs beside
+            it; otherwise plans are read from ``config.remediations_dir`` at run time.
+    """
     redactor = redaction.Redactor(config.secrets())
     cmdb_client = cmdb.Client(config.cmdb) if config.cmdb is not None else None
     hosts = inventory.Inventory(
@@ -115,7 +124,9 @@ def build(config: ActivitiesConfig) -> list[Callable[..., Any]]:
     check = verify.VerifyActivities(prometheus=prometheus, requests=requests, client=async_http)
     chat = slack.SlackActivities(settings=config.slack, links=config.links)
     return [
-        plans.PlanActivities(remediations_dir=config.remediations_dir).load_plan,
+        plans.PlanActivities(
+            remediations_dir=config.remediations_dir, current=plans_in_force
+        ).load_plan,
         inventory.InventoryActivities(hosts=hosts).fetch_inventory,
         playbooks.run_playbook,
         scale.scale_read,

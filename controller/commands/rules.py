@@ -18,14 +18,12 @@ import typer
 
 from controller import errors
 from controller.ingest import promql
-from controller.plans import loader as plans_loader
-from controller.rules import loader, promtool, rule_tests, sandbox, schema, sourcemap
+from controller.plans import bundle
+from controller.rules import loader, promtool, rule_tests, sandbox, schema
 
 app = typer.Typer(
     help="Lint rule files and run rule tests (promtool's format).", no_args_is_help=True
 )
-
-PLAN_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(kw_only=True)
@@ -59,23 +57,6 @@ def targets(paths: list[Path], *, remediations: Path | None) -> Targets:
     return found
 
 
-def plan_names(folder: Path) -> set[str]:
-    """Plan names in ``folder``: a top-level ``name:`` when a file has one, else its stem."""
-    names: set[str] = set()
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or not path.name.endswith(PLAN_SUFFIXES):
-            continue
-        name = path.name.removesuffix(".yaml").removesuffix(".yml")
-        try:
-            data, _ = sourcemap.load(sourcemap.read(path), file=str(path))
-        except errors.RuleFileError:
-            data = None  # reported by the plan lint
-        if isinstance(data, dict) and isinstance(data.get("name"), str):
-            name = data["name"]
-        names.add(name)
-    return names
-
-
 @app.command()
 def lint(
     paths: Annotated[
@@ -90,13 +71,18 @@ def lint(
         typer.Option(help="Folder of playbooks the plans run (default: playbooks/ beside them)."),
     ] = None,
 ) -> None:
-    """Check rule files (and remediation plans); print each problem as file:line:column."""
+    """Check rules, plans and playbooks as one set, as start-up and hot reload load it.
+
+    Each problem prints as file:line:column: message; the exit status is 1 if there is any.
+    """
     found = targets(paths, remediations=remediations)
-    known = plan_names(found.remediations) if found.remediations is not None else None
-    problems = loader.lint(found.rules, known_remediations=known) if found.rules else []
-    if found.remediations is not None:
-        playbooks_dir = playbooks or found.remediations.parent / "playbooks"
-        problems += plans_loader.lint_plans(found.remediations, playbooks_dir=playbooks_dir)
+    playbooks_dir = playbooks
+    if playbooks_dir is None and found.remediations is not None:
+        playbooks_dir = found.remediations.parent / "playbooks"
+    sources = bundle.Sources(
+        rules=tuple(found.rules), remediations=found.remediations, playbooks=playbooks_dir
+    )
+    problems = list(bundle.check(sources).problems)
     for problem in problems:
         typer.echo(str(problem))
     if problems:

@@ -69,8 +69,21 @@ def load_plans(directory: Path) -> dict[str, spec.Plan]:
     return {path.stem: load_plan(path) for path in plan_files(directory)}
 
 
-def lint_plans(directory: Path, *, playbooks_dir: Path) -> list[errors.RuleFileError]:
+def lint_plans(directory: Path, *, playbooks_dir: Path | None) -> list[errors.RuleFileError]:
     """Every problem of every plan in ``directory``, in file order; empty when all is well."""
+    return check_plans(directory, playbooks_dir=playbooks_dir)[1]
+
+
+def check_plans(
+    directory: Path, *, playbooks_dir: Path | None
+) -> tuple[dict[str, spec.Plan], list[errors.RuleFileError]]:
+    """Every valid plan of ``directory`` by name, and every problem of the others.
+
+    Args:
+        directory: the remediations folder.
+        playbooks_dir: when given, playbooks the plans name must exist there.
+    """
+    plans: dict[str, spec.Plan] = {}
     found: list[errors.RuleFileError] = []
     seen: dict[str, Path] = {}
     for path in plan_files(directory):
@@ -88,14 +101,16 @@ def lint_plans(directory: Path, *, playbooks_dir: Path) -> list[errors.RuleFileE
         except errors.RuleFileError as exc:
             found.append(exc)
             continue
-        _, problems = check_text(
+        plan, problems = check_text(
             text,
             file=str(path),
             name=path.stem,
             playbooks_dir=playbooks_dir,
         )
         found.extend(problems)
-    return found
+        if plan is not None:
+            plans[path.stem] = plan
+    return plans, found
 
 
 def check_text(

@@ -146,12 +146,11 @@ def compile_files(
             continue
         contents.append((_relative(path, base), raw))
         state.file(str(path), raw.decode("utf-8", errors="replace"))
-    folder = base if files else Path()
     rule_set = model.RuleSet(
         groups=tuple(state.groups),
         silences=tuple(state.silences),
         revision=model.Revision(
-            content_hash=revision.content_hash(contents), commit=revision.git_commit(folder)
+            content_hash=revision.content_hash(contents), commit=revision.git_commit(base)
         ),
     )
     return rule_set, state.problems

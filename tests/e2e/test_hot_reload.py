@@ -95,3 +95,88 @@ def test_hostile_edits_keep_the_last_good_rules_and_up_still_stops_cleanly(
     events = [json.loads(line).get("event") for line in log.splitlines() if line.startswith("{")]
     assert "rules_reload_failed" in events
     assert events[-1] == "homeostat_stopped"
+
+
+PLAN = "description: wait a moment\nsteps:\n  - id: pause\n    wait: 1s\n"
+TOKEN = "reload-test-token"
+
+
+def _metric(api: str, line_start: str) -> str:
+    with urllib.request.urlopen(f"{api}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return next((line for line in text.splitlines() if line.startswith(line_start)), "")
+
+
+@pytest.mark.timeout(150)
+async def test_a_plan_and_its_rule_load_together_and_a_broken_plan_waits_for_its_fix(
+    tmp_path: Path, temporal_dev_server
+):
+    """A new plan and the rule naming it load without restart and the episode names the set's revision; a broken plan keeps the last good set and /readyz says where."""
+    homeostat.write_rules(tmp_path, GOOD)
+    shutil.copytree(REPO / "playbooks", tmp_path / "playbooks")
+    config = homeostat.make_settings(
+        tmp_path,
+        temporal_dev_server.address,
+        rules={"reload_interval": "200ms", "retry_interval": "1s"},
+        webhooks={"bearer_token": TOKEN},
+    )
+    api = f"http://127.0.0.1:{config.http.port}"
+    log_path = tmp_path / "homeostat.log"
+    process = homeostat.Process(tmp_path / "homeostat.yaml", log_path)
+    plan = tmp_path / "remediations" / "my-cleanup.yaml"
+    try:
+        process.start(api)
+        # The rule is saved first: a poll in between sees a rule naming a plan not yet there.
+        _write(
+            tmp_path / "rules" / "rules.yaml",
+            GOOD.replace(
+                "when: body.used_percent > 90",
+                "when: body.used_percent > 90\n        remediation: my-cleanup",
+            ),
+        )
+        time.sleep(0.5)
+        _write(plan, PLAN)
+        _wait_readyz(api, lambda status, _: status == 200)
+        revision = _last_reload_revision(log_path)
+        assert revision is not None, "the rule naming the new plan never loaded"
+
+        request = urllib.request.Request(
+            f"{api}/v1/events/demo",
+            data=json.dumps({"kind": "disk_full", "host": "reload-1", "used_percent": 95}).encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+        temporal = await homeostat.client(temporal_dev_server.address)
+
+        async def episode():
+            state = await homeostat.resource_state(temporal, "host/reload-1")
+            return state.episodes[0] if state.episodes else None
+
+        record = await homeostat.eventually(episode, timeout=30)
+        assert record.fired.revision == revision
+        assert record.fired.remediation == "my-cleanup"
+
+        _write(plan, PLAN.replace("wait: 1s", "wiat: 1s"))
+        reason = _wait_readyz(
+            api, lambda *answer: f"{plan}:4:5: unknown step type 'wiat'" in _rules_reason(*answer)
+        )
+        assert revision in reason["checks"]["rules"]
+        assert _metric(api, "homeostat_rules_loaded ") == "homeostat_rules_loaded 1.0"
+        _write(plan, PLAN)
+        _wait_readyz(api, lambda status, _: status == 200)
+    finally:
+        process.stop()
+    assert process.process is not None
+    assert process.process.returncode == 0
+
+
+def _last_reload_revision(log_path: Path) -> str | None:
+    """The revision of the last successful hot reload, from the JSON log."""
+    found = None
+    for line in log_path.read_text().splitlines():
+        if line.startswith("{"):
+            event = json.loads(line)
+            if event.get("event") == "rules_reloaded":
+                found = event["revision"]
+    return found

@@ -12,7 +12,7 @@ import pytest
 from controller import assembly, service, settings
 from controller.ingest import supervision
 from controller.observability import metrics as metrics_module
-from controller.rules import loader, watcher
+from controller.plans import bundle, watcher
 
 GOOD = "groups:\n  - name: g\n    rules:\n      - {name: A, expr: up == 0, resource: 'service/x'}\n"
 
@@ -51,12 +51,9 @@ async def test_supervise_restarts_a_loop_after_a_panic_and_stops_on_cancel():
 async def test_watcher_retries_a_change_whose_check_crashed(tmp_path: Path, monkeypatch):
     """A check that raises is reported, and the same change loads at the next poll."""
     (tmp_path / "r.yaml").write_text(GOOD)
-    watch = watcher.Watcher(
-        tmp_path,
-        known_remediations=None,
-        current=loader.load_rule_set(tmp_path, known_remediations=None),
-    )
-    real = loader.load_rule_set
+    sources = bundle.Sources(rules=(tmp_path,))
+    watch = watcher.Watcher(sources, current=bundle.load(sources))
+    real = bundle.check
     calls: list[int] = []
 
     def flaky(*args, **kwargs):
@@ -65,14 +62,14 @@ async def test_watcher_retries_a_change_whose_check_crashed(tmp_path: Path, monk
             raise PanicException("native panic")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loader, "load_rule_set", flaky)
+    monkeypatch.setattr(bundle, "check", flaky)
     (tmp_path / "r.yaml").write_text(GOOD.replace("A,", "B,"))
     reloaded: list[str] = []
     crashes: list[BaseException] = []
     task = asyncio.create_task(
         watch.run(
             interval=timedelta(milliseconds=10),
-            on_reload=lambda rule_set: reloaded.extend(rule_set.rules),
+            on_reload=lambda loaded: reloaded.extend(loaded.rule_set.rules),
             on_problems=lambda _problems: None,
             on_crash=crashes.append,
         )
@@ -115,7 +112,7 @@ async def test_readyz_says_not_ready_while_the_watcher_fails_and_ready_when_it_r
         return real(self)
 
     monkeypatch.setattr(watcher.Watcher, "check", check)
-    app = service._build_app(_Temporal(), ingest)  # type: ignore[arg-type]
+    app = service._build_app(_Temporal(), metrics, ingest)  # type: ignore[arg-type]
     await ingest.start()
     try:
         async with httpx.AsyncClient(

@@ -40,14 +40,6 @@ def test_lint_reports_positions_and_unknown_remediation(tmp_path):
     assert any(line.startswith(f"{bad}:11:22: unknown remediation 'nope'") for line in lines), lines
 
 
-def test_plan_names_use_name_key_or_stem(tmp_path):
-    """Plan names come from a top-level `name:` when present, else the file name."""
-    (tmp_path / "a.yaml").write_text("name: custom\n")
-    (tmp_path / "b.yml").write_text("steps: []\n")
-    (tmp_path / "c.yaml").write_text(": not yaml: [\n")
-    assert rules_commands.plan_names(tmp_path) == {"custom", "b", "c"}
-
-
 def test_repository_root_checks_rules_and_remediations():
     """Given the repository root, lint finds rules/ and remediations/."""
     found = rules_commands.targets([REPO], remediations=None)

@@ -8,8 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from controller import cli
+from controller.plans import bundle, watcher
 from controller.plans import loader as plans_loader
-from controller.rules import loader, sourcemap, watcher
+from controller.rules import loader, sourcemap
 
 REPO = Path(__file__).parents[2]
 runner = CliRunner()
@@ -85,12 +86,13 @@ def test_hostile_rule_file_keeps_the_last_good_set_on_reload(case: str, tmp_path
     """A hot reload meeting a hostile file reports it and keeps the rules in force."""
     good = "groups:\n  - name: g\n    rules:\n" + GOOD_RULE
     (tmp_path / "a.yaml").write_text(good)
-    current = loader.load_rule_set(tmp_path, known_remediations=None)
-    watch = watcher.Watcher(tmp_path, known_remediations=None, current=current)
+    sources = bundle.Sources(rules=(tmp_path,))
+    current = bundle.load(sources)
+    watch = watcher.Watcher(sources, current=current)
     (tmp_path / "b.yaml").write_text(HOSTILE[case][0])
     outcome = watch.check()
     assert outcome is not None
-    assert outcome.rule_set is None
+    assert outcome.loaded is None
     assert str(outcome.problems[0]).startswith(str(tmp_path / "b.yaml") + ":")
     assert watch.current is current
 
