@@ -413,7 +413,7 @@ def operator_routers(
         del reason
         metrics.unauthenticated_requests.labels(route="operator").inc()
 
-    steer = steering.Steering(client)
+    steer = steering.Steering(client, timeout=settings.api.timeout)
     operator = operator_api.build_router(
         steer=steer,
         authenticate=api_auth.authenticator(tokens=tokens, directory=directory, on_refused=refused),

@@ -443,6 +443,12 @@ class ApiSettings(_Group):
         description="approver groups a plan's `approvers:` may name: members are token names, "
         "slack:USER_ID and OS users of the CLI",
     )
+    timeout: Duration = pydantic.Field(
+        default=timedelta(seconds=15),
+        gt=timedelta(0),
+        description="how long an operator request waits for the resource workflow (a worker "
+        "must run it) before answering 503",
+    )
 
     @pydantic.field_validator("tokens")
     @classmethod

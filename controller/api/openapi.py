@@ -25,7 +25,8 @@ from fastapi.openapi import utils as openapi_utils
 from controller.ingest import alertmanager
 
 _SIGNATURE = (
-    "HMAC-SHA256 signature of the request (see docs/security.md for the string to sign)."
+    "HMAC-SHA256 of the timestamp, path and body, sent with X-Homeostat-Timestamp "
+    "(docs/security.md gives the string to sign)."
 )
 SCHEMES: Mapping[str, dict[str, Any]] = {
     "alertmanagerBearer": {

@@ -88,7 +88,8 @@ class _Direct:
 
     async def _steering(self) -> steering.Steering:
         temporal = self.config.temporal
-        return steering.Steering(await service.connect(temporal, temporal.client_address))
+        client = await service.connect(temporal, temporal.client_address)
+        return steering.Steering(client, timeout=self.config.api.timeout)
 
     async def decide(
         self, *, episode: resources.EpisodeId, approve: bool, comment: str, resource: str

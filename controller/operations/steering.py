@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import client as temporal_client
@@ -29,6 +29,9 @@ from controller import errors
 from controller.domain import approvals, contract, resources
 from controller.operations import identity as identity_module
 from controller.workflows import resource_effects, resource_io
+
+DEFAULT_TIMEOUT = timedelta(seconds=15)
+"""How long one steering call waits for the resource workflow to answer."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,19 +115,30 @@ def translated(what: str) -> Iterator[None]:
             raise errors.ForbiddenError(message) from None
         raise errors.RefusedError(message) from None
     except temporal_client.WorkflowUpdateRPCTimeoutOrCancelledError:
-        raise errors.DependencyError(f"{what}: Temporal did not answer in time") from None
+        raise errors.DependencyError(
+            f"{what}: the resource's workflow did not answer in time (is a worker running?)"
+        ) from None
     except temporal_service.RPCError as exc:
         if exc.status is temporal_service.RPCStatusCode.NOT_FOUND:
             raise errors.NotFoundError(f"{what}: not found (it never fired, or ended)") from None
+        if exc.status is temporal_service.RPCStatusCode.DEADLINE_EXCEEDED:
+            raise errors.DependencyError(f"{what}: Temporal did not answer in time") from None
         raise errors.DependencyError(f"{what}: Temporal refused: {exc.message}") from None
 
 
 class Steering:
     """Operator changes to resource workflows, through one Temporal client."""
 
-    def __init__(self, client: temporal_client.Client) -> None:
-        """Steer through ``client`` (it must use Homeostat's data converter)."""
+    def __init__(
+        self, client: temporal_client.Client, *, timeout: timedelta = DEFAULT_TIMEOUT
+    ) -> None:
+        """Steer through ``client`` (with Homeostat's data converter).
+
+        ``timeout`` bounds each call: an update waits for a worker to run the resource
+        workflow, and without one it would wait for Temporal's own limit.
+        """
         self._client = client
+        self._timeout = timeout
 
     def _handle(self, resource: resources.ResourceKey) -> temporal_client.WorkflowHandle[Any, Any]:
         return self._client.get_workflow_handle(resources.resource_workflow_id(resource))
@@ -137,7 +151,9 @@ class Steering:
         """
         workflow_id = resources.remediation_workflow_id(episode)
         with translated(f"episode {episode}"):
-            described = await self._client.get_workflow_handle(workflow_id).describe()
+            described = await self._client.get_workflow_handle(workflow_id).describe(
+                rpc_timeout=self._timeout
+            )
         resource = described.typed_search_attributes.get(resource_effects.RESOURCE)
         if not resource:
             raise errors.NotFoundError(f"episode {episode}: its workflow names no resource")
@@ -175,7 +191,11 @@ class Steering:
         )
         with translated(f"{update} {episode} of {owner}"):
             ack: resource_io.DecisionAck = await self._handle(owner).execute_update(
-                update, request, id=update_id, result_type=resource_io.DecisionAck
+                update,
+                request,
+                id=update_id,
+                result_type=resource_io.DecisionAck,
+                rpc_timeout=self._timeout,
             )
         return Decided(
             resource=owner,
@@ -252,6 +272,6 @@ class Steering:
     ) -> Steered:
         with translated(f"{update} {resource}"):
             state: resource_io.ResourceState = await self._handle(resource).execute_update(
-                update, request, result_type=resource_io.ResourceState
+                update, request, result_type=resource_io.ResourceState, rpc_timeout=self._timeout
             )
         return Steered.of(state, who)

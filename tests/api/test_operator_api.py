@@ -3,6 +3,7 @@
 import asyncio
 import getpass
 import os
+import time
 from datetime import UTC, datetime, timedelta
 
 import homeostat
@@ -114,18 +115,33 @@ async def test_approvals_need_a_token_and_an_approver_and_the_cli_goes_through_t
         )
 
 
+async def _unsteerable(http, api_url: str, headers: dict[str, str], temporal) -> None:
+    """A resource that never fired: 404; a workflow no worker runs: 503 after api.timeout; a bad key: 422."""
+    missing = await http.post(f"{api_url}/v1/resources/service/never-fired/pause", headers=headers)
+    assert missing.status_code == 404
+    await start_episode(temporal, "no-worker-polls-this", "cool", "service/orphan")
+    began = time.monotonic()
+    orphan = await http.post(f"{api_url}/v1/resources/service/orphan/pause", headers=headers)
+    assert orphan.status_code == 503, orphan.text
+    assert "is a worker running?" in orphan.json()["detail"]
+    assert time.monotonic() - began < 10
+    await temporal.get_workflow_handle("resource/service/orphan").terminate("test over")
+    bad_key = await http.post(f"{api_url}/v1/resources/NOT A KEY/pause", headers=headers)
+    assert bad_key.status_code == 422
+
+
 @pytest.mark.timeout(180)
 async def test_every_steering_verb_through_the_api_records_the_token_name(
     tmp_path, temporal_dev_server
 ):
-    """Silence, unsilence, pause, resume and reset answer the new state, record alice, and refuse what the workflow refuses."""
+    """Silence, unsilence, pause, resume and reset answer the new state, record alice, and refuse what the workflow refuses; without a worker, 503 after api.timeout."""
     write_plan(
         tmp_path,
         "cool",
         'cooldown: 1h\nbudget: {runs: 2, per: 1d}\nsteps:\n  - {id: fix, command: ["true"]}\n',
     )
     config = homeostat.make_settings(
-        tmp_path, temporal_dev_server.address, api={"tokens": {"alice": ALICE}}
+        tmp_path, temporal_dev_server.address, api={"tokens": {"alice": ALICE}, "timeout": "2s"}
     )
     temporal = await homeostat.client(temporal_dev_server.address)
     resource = "service/steered"
@@ -180,14 +196,7 @@ async def test_every_steering_verb_through_the_api_records_the_token_name(
         assert reset.json()["budget_used"] == 1
         assert reset.json()["phase"] == "healthy"
 
-        missing = await http.post(
-            f"{endpoints.api_url}/v1/resources/service/never-fired/pause", headers=headers
-        )
-        assert missing.status_code == 404
-        bad_key = await http.post(
-            f"{endpoints.api_url}/v1/resources/NOT A KEY/pause", headers=headers
-        )
-        assert bad_key.status_code == 422
+        await _unsteerable(http, endpoints.api_url, headers, temporal)
 
         code, out, err = await cli(
             "resource", "reset", resource, "--budget", "--config", str(tmp_path / "homeostat.yaml")
