@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: run test install install-test system-deps lint typecheck layers rules-check pytest bench clean
+.PHONY: run test install install-test system-deps lint typecheck layers rules-check pytest soak bench clean
 
 run: install ## Start Homeostat with an embedded Temporal dev server and its Web UI
 	$(BIN)/homeostat up
@@ -48,6 +48,9 @@ rules-check: ## The shipped rules and plans lint clean, and the rule tests pass
 
 pytest:
 	$(BIN)/pytest
+
+soak: install-test system-deps ## The long runs (tests marked soak); reports go to bench/results/
+	$(BIN)/pytest -m soak
 
 clean:
 	rm -rf $(VENV) .homeostat .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -65,7 +65,9 @@ async def test_a_body_announced_over_the_limit_is_refused_before_it_is_read(api)
     """An authenticated 10 GB Content-Length gets 413 at once, naming the setting."""
     connection = await Connection.open(api)
     headers = headers_for("alertmanager", PATHS["alertmanager"], b"")
-    await connection.send(head("POST", PATHS["alertmanager"], {**headers, "Content-Length": str(10**10)}))
+    await connection.send(
+        head("POST", PATHS["alertmanager"], {**headers, "Content-Length": str(10**10)})
+    )
     await connection.send(b" " * MIB)
     answer = await connection.response(timeout=10)
     assert answer.status == 413
@@ -78,7 +80,9 @@ async def test_a_chunked_body_is_refused_once_it_passes_the_limit(api):
     """A chunked body is cut off at 4 MiB: 413 while the sender is still sending."""
     connection = await Connection.open(api)
     headers = headers_for("alertmanager", PATHS["alertmanager"], b"")
-    await connection.send(head("POST", PATHS["alertmanager"], {**headers, "Transfer-Encoding": "chunked"}))
+    await connection.send(
+        head("POST", PATHS["alertmanager"], {**headers, "Transfer-Encoding": "chunked"})
+    )
     chunk = b" " * 65536
     for _ in range(4 * 16 + 2):
         if not await connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk)):
@@ -94,7 +98,9 @@ async def test_more_events_than_the_cap_are_refused(api):
     prefix = uuid.uuid4().hex[:8]
     async with httpx.AsyncClient(timeout=60) as client:
         for count, status in ((1001, 413), (1000, 200)):
-            body = json.dumps([{"kind": "other", "n": f"{prefix}-{i}"} for i in range(count)]).encode()
+            body = json.dumps(
+                [{"kind": "other", "n": f"{prefix}-{i}"} for i in range(count)]
+            ).encode()
             answer = await client.post(
                 f"{api}{PATHS['events']}",
                 content=body,
@@ -124,23 +130,32 @@ SAMPLE_OF_400_DIGITS = b'{"name": "cpu", "labels": {}, "value": ' + b"9" * 400 +
         ("events-stream", SAMPLE_OF_400_DIGITS, "not a number"),
     ],
 )
-async def test_hostile_json_is_a_counted_400_and_the_connection_stays_open(api, name, body, problem):
+async def test_hostile_json_is_a_counted_400_and_the_connection_stays_open(
+    api, name, body, problem
+):
     """Deep nesting and huge numbers get 400 naming the problem, counted, on a connection that still serves."""
     route = route_of(name)
     before = await _counter(api, "homeostat_http_requests_total", route=route, status="4xx")
     connection = await Connection.open(api)
     path = PATHS[name]
-    answer = await connection.request("POST", path, body=body, headers=headers_for(route, path, body))
+    answer = await connection.request(
+        "POST", path, body=body, headers=headers_for(route, path, body)
+    )
     assert answer.status == 400, answer.body
     if route != "alertmanager":  # pydantic words Alertmanager's own messages
         assert problem in answer.json()["error"]
     assert answer.headers.get("connection") != "close"
     valid, _ = valid_body(route, f"kept-{uuid.uuid4().hex[:8]}")
-    again = await connection.request("POST", path, body=valid, headers=headers_for(route, path, valid))
+    again = await connection.request(
+        "POST", path, body=valid, headers=headers_for(route, path, valid)
+    )
     assert again.status == 200, again.body
     assert len(again.json()["transitions"]) == 1
     await connection.close()
-    assert await _counter(api, "homeostat_http_requests_total", route=route, status="4xx") == before + 1
+    assert (
+        await _counter(api, "homeostat_http_requests_total", route=route, status="4xx")
+        == before + 1
+    )
 
 
 async def _healthz_latencies(api: str, until: asyncio.Task) -> list[float]:
@@ -295,9 +310,20 @@ async def test_slow_idle_and_surplus_connections_are_bounded(tmp_path, temporal_
             await connection.close()
         async with httpx.AsyncClient() as client:
             assert (await client.get(f"{api}/healthz")).status_code == 200
-        assert await _counter(api, "homeostat_http_connections_closed_total", reason="header_timeout") >= 2
-        assert await _counter(api, "homeostat_http_connections_closed_total", reason="body_timeout") == 1
-        assert await _counter(api, "homeostat_http_connections_closed_total", reason="too_many_connections") >= 4
+        assert (
+            await _counter(api, "homeostat_http_connections_closed_total", reason="header_timeout")
+            >= 2
+        )
+        assert (
+            await _counter(api, "homeostat_http_connections_closed_total", reason="body_timeout")
+            == 1
+        )
+        assert (
+            await _counter(
+                api, "homeostat_http_connections_closed_total", reason="too_many_connections"
+            )
+            >= 4
+        )
 
 
 async def test_the_documented_signing_script_is_accepted(api, tmp_path):

@@ -128,8 +128,7 @@ def test_the_replay_guard_is_bounded():
         guard.claim(auth.Signature(digest=digest, expires=expires), now=NOW)
     assert guard.claim(auth.Signature(digest=b"a", expires=expires), now=NOW) is auth.Replay.NEW
     assert (
-        guard.claim(auth.Signature(digest=b"c", expires=expires), now=NOW)
-        is auth.Replay.IN_FLIGHT
+        guard.claim(auth.Signature(digest=b"c", expires=expires), now=NOW) is auth.Replay.IN_FLIGHT
     )
 
 
