@@ -19,6 +19,8 @@ from rich import console as rich_console
 from controller import __version__, errors, service
 from controller import settings as settings_module
 from controller.commands import demo as demo_command
+from controller.commands import history as history_command
+from controller.commands import replay as replay_command
 from controller.commands import resources as resource_commands
 from controller.commands import rules as rules_commands
 from controller.commands import run as run_command
@@ -41,6 +43,8 @@ app.add_typer(resource_commands.app, name="resource")
 app.add_typer(slack_commands.app, name="slack")
 app.command(name="run")(run_command.run)
 app.command(name="demo")(demo_command.demo)
+app.command(name="history")(history_command.history)
+app.command(name="replay")(replay_command.replay)
 
 ConfigOption = Annotated[
     Path | None,

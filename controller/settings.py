@@ -89,6 +89,15 @@ class TemporalSettings(_Group):
         """Where clients connect: ``address``, or the embedded server's frontend."""
         return self.address or f"{self.embedded_host}:{self.embedded_port}"
 
+    @property
+    def effective_web_ui_url(self) -> str | None:
+        """Where links to workflows point: ``web_ui_url``, else the embedded server's UI."""
+        if self.web_ui_url:
+            return self.web_ui_url
+        if self.address is None and self.ui:
+            return f"http://{self.embedded_host}:{self.ui_port}"
+        return None
+
     max_cached_workflows: int = pydantic.Field(
         default=2000, ge=0, description="workflows a worker keeps in memory (size to active ones)"
     )

@@ -31,9 +31,7 @@ def activities_config(settings: settings_module.Settings) -> activities.Activiti
     """The activities' configuration, as plain values, from ``settings``."""
     paging, ticketing, cmdb = settings.paging, settings.ticketing, settings.cmdb
     temporal = settings.temporal
-    ui_url = temporal.web_ui_url
-    if ui_url is None and temporal.address is None and temporal.ui:
-        ui_url = f"http://{temporal.embedded_host}:{temporal.ui_port}"
+    ui_url = temporal.effective_web_ui_url
     return activities.ActivitiesConfig(
         # Absolute: ansible-runner runs ansible-playbook from the playbooks folder, where a
         # relative inventory or run directory would name another place.

@@ -1,91 +1,124 @@
-"""``homeostat resource ...``: what an operator asks of one resource's workflow.
+"""``homeostat resource ...``: list resources, show one, and steer its workflow.
 
-``show`` reads the workflow's state; the verbs that change it (approve, deny, silence,
-unsilence, pause, resume, reset) are in ``commands.steering`` and are added to the same
-command group, so every change lands in the workflow's history with who made it and why.
+``list`` and ``show`` read Temporal visibility (``operations.views``): they answer with no
+worker running. The verbs that change a resource (approve, deny, silence, unsilence,
+pause, resume, reset) are in ``commands.steering`` and are added to the same command
+group, so every change lands in the workflow's history with who made it and why.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import json
-from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
+from rich import markup, table
 from temporalio import client as temporal_client
-from temporalio import service as temporal_service
 
-from controller import errors, service
-from controller import settings as settings_module
-from controller.domain import contract, resources
+from controller import errors
+from controller.commands import resource_view, session, terminal
+from controller.domain import resources
+from controller.operations import encoding, views
 from controller.workflows import resource_io
 
 app = typer.Typer(
-    help="Inspect and steer one resource's workflow: state, approvals, silences, pauses, resets.",
+    help="List resources, show one, and steer its workflow: approvals, silences, pauses, resets.",
     no_args_is_help=True,
 )
-
-Result = TypeVar("Result")
 
 ResourceArg = Annotated[str, typer.Argument(help="The resource as kind/name, e.g. service/web.")]
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Settings file (YAML).", dir_okay=False)
 ]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON (the schema in docs/operations.md).")
+]
+_PHASES = ", ".join(phase.value for phase in resource_io.Phase)
 
 
-def _run(
-    config: Path | None,
-    resource: str,
-    action: Callable[[temporal_client.WorkflowHandle[Any, Any]], Awaitable[Result]],
-) -> Result:
+def _key(resource: str) -> resources.ResourceKey:
     try:
-        settings = settings_module.load(config)
-        key = resources.parse_resource_key(resource)
-    except (errors.ConfigError, ValueError) as exc:
-        typer.echo(f"homeostat: {exc}", err=True)
-        raise typer.Exit(2) from None
+        return resources.parse_resource_key(resource)
+    except ValueError as exc:
+        session.fail(str(exc), session.USAGE)
 
-    async def call() -> Result:
-        client = await service.connect(settings.temporal, settings.temporal.client_address)
-        return await action(client.get_workflow_handle(resources.resource_workflow_id(key)))
 
+@app.command("list")
+def list_(
+    phase: Annotated[
+        str | None, typer.Option("--phase", help=f"Only this phase ({_PHASES}).")
+    ] = None,
+    rule: Annotated[
+        str | None, typer.Option("--rule", help="Only resources whose episode is of this rule.")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only this kind (service in service/web).")
+    ] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """List the resources Homeostat watches over now, from Temporal visibility (no worker needed).
+
+    A resource is listed while its workflow runs: from its first transition until it has
+    had nothing to remember for a day.
+    """
+    settings = session.load_settings(config)
     try:
-        return asyncio.run(call())
-    except temporal_service.RPCError as exc:
-        if exc.status is temporal_service.RPCStatusCode.NOT_FOUND:
-            typer.echo(
-                f"homeostat: no workflow for {resource} (it never fired, or ended)", err=True
-            )
-        else:
-            typer.echo(f"homeostat: Temporal refused: {exc.message}", err=True)
-        raise typer.Exit(1) from None
-    except (
-        temporal_client.WorkflowUpdateFailedError,
-        temporal_client.WorkflowQueryFailedError,
-    ) as exc:
-        cause = exc.cause if isinstance(exc, temporal_client.WorkflowUpdateFailedError) else exc
-        typer.echo(f"homeostat: refused by the workflow: {cause}", err=True)
-        raise typer.Exit(1) from None
-    except errors.DependencyError as exc:
-        typer.echo(f"homeostat: {exc}", err=True)
-        raise typer.Exit(1) from None
+        selection = views.ResourceFilter(
+            phase=resource_io.Phase(phase) if phase else None, rule=rule, kind=kind
+        )
+        views.visibility_query(selection)
+    except ValueError:
+        session.fail(f"--phase: {phase!r} is not one of {_PHASES}", session.USAGE)
+    except errors.ConfigError as exc:
+        session.fail(str(exc), session.USAGE)
+    links = session.links_of(settings)
+    now = datetime.now(UTC)
 
+    async def fetch(client: temporal_client.Client) -> views.ResourceList:
+        return await views.list_resources(client, selection=selection, links=links, now=now)
 
-def _print_state(state: resource_io.ResourceState) -> None:
-    typer.echo(json.dumps(dataclasses.asdict(state), indent=2, default=str))
+    listing = session.run(settings, fetch)
+    if as_json:
+        typer.echo(encoding.dumps(listing))
+        return
+    out = terminal.console()
+    if not listing.resources:
+        out.print("no resources (nothing has fired, or every resource is quiet)")
+        return
+    grid = table.Table(box=None, pad_edge=False)
+    for column in ("RESOURCE", "PHASE", "OPEN", "LAST RULE", "SINCE", "COOLDOWN LEFT"):
+        grid.add_column(column, no_wrap=column != "LAST RULE")
+    for item in listing.resources:
+        grid.add_row(
+            markup.escape(item.resource),
+            terminal.styled(item.phase.value),
+            str(item.open_episodes) if item.details else "?",
+            markup.escape(item.last_rule) or "-",
+            terminal.duration(now - item.since) + " ago" if item.since else "-",
+            terminal.duration(item.cooldown_left),
+        )
+    out.print(grid)
+    out.print(f"{listing.count} resources")
 
 
 @app.command()
-def show(resource: ResourceArg, config: ConfigOption = None) -> None:
-    """Print the resource's state: phase, open episodes, cooldowns, budget, outcomes."""
+def show(resource: ResourceArg, as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """Show a resource: phase, open episodes, cooldowns, budget, silence, pause, outcomes.
 
-    async def query(handle: temporal_client.WorkflowHandle[Any, Any]) -> resource_io.ResourceState:
-        state: resource_io.ResourceState = await handle.query(
-            contract.QUERY_STATE, result_type=resource_io.ResourceState
-        )
-        return state
+    Read from Temporal visibility: no worker needs to run.
+    """
+    key = _key(resource)
+    settings = session.load_settings(config)
+    links = session.links_of(settings)
+    now = datetime.now(UTC)
 
-    _print_state(_run(config, resource, query))
+    async def fetch(client: temporal_client.Client) -> views.ResourceView:
+        return await views.show_resource(client, key, links=links, now=now)
+
+    view = session.run(settings, fetch)
+    if as_json:
+        typer.echo(encoding.dumps(view))
+    else:
+        resource_view.render(view, now)

@@ -22,6 +22,7 @@ _PASSED_THROUGH = (
     "controller.workflows.activity_io",
     "controller.workflows.remediation_io",
     "controller.workflows.resource_io",
+    "controller.workflows.resource_memo",
     "controller.workflows.remediation",
     "controller.workflows.resource",
 )

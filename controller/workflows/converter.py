@@ -64,10 +64,15 @@ def warm_up() -> None:
     workflows of a burst build them inside their workflow tasks.
     """
     from controller.domain import transitions  # noqa: PLC0415 - keeps import time low
-    from controller.workflows import activity_io, remediation_io, resource_io  # noqa: PLC0415
+    from controller.workflows import (  # noqa: PLC0415
+        activity_io,
+        remediation_io,
+        resource_io,
+        resource_memo,
+    )
 
     payload_types: list[Any] = [transitions.Transition, transitions.TransitionBatch]
-    for module in (activity_io, remediation_io, resource_io):
+    for module in (activity_io, remediation_io, resource_io, resource_memo):
         payload_types += [
             value
             for value in vars(module).values()

@@ -30,6 +30,12 @@ _PROGRESS_PHASES = {
 }
 
 
+def _why(what: str, by: str, reason: str) -> str:
+    """``what by who: reason``, leaving out the parts that are empty."""
+    text = f"{what} by {by}" if by else what
+    return f"{text}: {reason}" if reason else text
+
+
 def progress_phase(phase: rio.ProgressPhase) -> io.Phase:
     """The resource phase a remediation's progress phase stands for."""
     return _PROGRESS_PHASES[phase]
@@ -70,8 +76,11 @@ class Ledger:
         self.budget = list(state.budget)
         self.silenced_until = state.silenced_until
         self.silence_reason = state.silence_reason
+        self.silenced_by = state.silenced_by
         self.paused = state.paused
         self.pause_reason = state.pause_reason
+        self.paused_by = state.paused_by
+        self.paused_at = state.paused_at
         self.scaler = state.scaler
         self.outcomes: deque[io.OutcomeRecord] = deque(state.outcomes, maxlen=options.outcomes_kept)
         self.seen: deque[str] = deque(state.seen, maxlen=options.dedupe_window)
@@ -103,6 +112,9 @@ class Ledger:
             transitions_total=self.transitions_total,
             runs=self.runs,
             last_change=self.last_change,
+            silenced_by=self.silenced_by,
+            paused_by=self.paused_by,
+            paused_at=self.paused_at,
         )
 
     def first_time(self, transition_id: str) -> bool:
@@ -122,10 +134,10 @@ class Ledger:
     def suppression(self, now: datetime) -> str:
         """Why automation is off now, or ``""`` when it is on."""
         if self.paused:
-            return f"automation paused: {self.pause_reason}".rstrip(": ")
+            return _why("automation paused", self.paused_by, self.pause_reason)
         if self.silenced(now) and self.silenced_until is not None:
             until = self.silenced_until.isoformat()
-            return f"silenced until {until}: {self.silence_reason}".rstrip(": ")
+            return _why(f"silenced until {until}", self.silenced_by, self.silence_reason)
         return ""
 
     def refusal(self, plan: spec.Plan, now: datetime) -> str:
@@ -162,7 +174,9 @@ class Ledger:
     def spend(self, plan: spec.Plan, now: datetime) -> None:
         """Count a remediation of ``plan`` starting at ``now`` against its budget."""
         if plan.budget is not None:
-            self.budget.append(io.BudgetUse(plan=plan.name, at=now, per=plan.budget.per))
+            self.budget.append(
+                io.BudgetUse(plan=plan.name, at=now, per=plan.budget.per, limit=plan.budget.runs)
+            )
 
     def close(self, episode: resources.EpisodeId, now: datetime, note: str = "") -> None:
         """Forget an open episode, keeping its outcome among the last ones."""
@@ -213,6 +227,7 @@ class Ledger:
         if self.silenced_until is not None and self.silenced_until <= now:
             self.silenced_until = None
             self.silence_reason = ""
+            self.silenced_by = ""
 
     def compute_phase(self, now: datetime) -> io.Phase:  # noqa: PLR0911 - a precedence list
         """Where the resource stands now."""

@@ -34,6 +34,11 @@ with workflow.unsafe.imports_passed_through():
     from controller.workflows import telemetry
 
 
+MANUAL_ENDS_PATCH = "homeostat-manual-episode-ends"
+"""Patch id: a hand-run episode that will not run is closed at once (histories before kept it)."""
+_SETTLED = frozenset({io.EpisodeStatus.OPEN, io.EpisodeStatus.SUPPRESSED, io.EpisodeStatus.SKIPPED})
+
+
 @workflow.defn(name=contract.RESOURCE_WORKFLOW)
 class ResourceWorkflow:
     """The durable memory of one resource."""
@@ -53,6 +58,7 @@ class ResourceWorkflow:
         self._watchers: set[asyncio.Task[None]] = set()
         self._alarm: asyncio.Task[None] | None = None
         self._alarm_at: datetime | None = None
+        self._memo = effects.published_memo()
 
     @workflow.run
     async def run(self, start: io.ResourceWorkflowInput) -> io.ResourceState:
@@ -71,7 +77,7 @@ class ResourceWorkflow:
             now = workflow.now()
             book.expire(now)
             self._check_lost(now)
-            effects.publish(self._ledger)
+            self._memo = effects.publish(self._ledger, self._memo)
             if self._continue_as_new_due() or book.forgettable(now):
                 ended = await self._end_run(start)
                 if ended is not None:
@@ -200,6 +206,7 @@ class ResourceWorkflow:
         book.last_change = now
         if transition.kind is transitions.TransitionKind.FIRED:
             await self._fired(transition)
+            self._settle_manual(transition.episode)
         else:
             await self._resolved(transition)
 
@@ -329,6 +336,8 @@ class ResourceWorkflow:
                 book.update(replace(book.episodes[merged], outcome=result.outcome))
                 if book.episodes[merged].resolved:
                     book.close(merged, now)
+                else:
+                    self._settle_manual(merged, ended=True)
         record = book.episodes.get(result.episode)
         if record is None:
             return
@@ -387,12 +396,31 @@ class ResourceWorkflow:
             if why_not:
                 book.update(replace(record, status=io.EpisodeStatus.SUPPRESSED, note=why_not))
                 telemetry.suppressed(book.suppression_reason())
+                self._settle_manual(episode)
                 continue
             plan, problem = await effects.load_plan(record.fired.remediation or "")
             if plan is None:
                 book.update(replace(record, status=io.EpisodeStatus.OPEN, note=problem))
-                continue
-            await self._start(record, plan)
+            else:
+                await self._start(record, plan)
+            self._settle_manual(episode)
+
+    def _settle_manual(self, episode: resources.EpisodeId, *, ended: bool = False) -> None:
+        """Close a hand-run episode (``homeostat run``) that nothing more will happen to.
+
+        No ``resolved`` transition ever follows a hand-run episode, so one that was not
+        remediated (suppressed, skipped, refused, no plan) or whose merged remediation
+        ``ended`` would otherwise stay open, and the resource firing, for ever.
+        """
+        book = self._ledger
+        record = book.episodes.get(episode)
+        if record is None or record.fired.rule != contract.MANUAL_RULE:
+            return
+        refused = record.status is io.EpisodeStatus.DONE and book.running is None
+        if not (ended or refused or record.status in _SETTLED):
+            return
+        if workflow.patched(MANUAL_ENDS_PATCH):
+            book.close(episode, workflow.now())
 
     def _check_lost(self, now: datetime) -> None:
         running = self._ledger.running
@@ -468,7 +496,8 @@ class ResourceWorkflow:
         """Record episodes only, without remediating or escalating, until ``until``."""
         book = self._ledger
         book.silenced_until = request.until
-        book.silence_reason = " by ".join(part for part in (request.reason, request.by) if part)
+        book.silence_reason = request.reason
+        book.silenced_by = request.by
         return self._changed()
 
     @silence.validator
@@ -482,15 +511,18 @@ class ResourceWorkflow:
         del request
         self._ledger.silenced_until = None
         self._ledger.silence_reason = ""
+        self._ledger.silenced_by = ""
         return self._changed()
 
     @workflow.update(name=contract.UPDATE_PAUSE)
     def pause(self, request: io.OperatorRequest) -> io.ResourceState:
         """Pause automation for the resource until resumed."""
-        self._ledger.paused = True
-        self._ledger.pause_reason = " by ".join(
-            part for part in (request.reason, request.by) if part
-        )
+        book = self._ledger
+        if not book.paused:
+            book.paused_at = workflow.now()
+        book.paused = True
+        book.pause_reason = request.reason
+        book.paused_by = request.by
         return self._changed()
 
     @workflow.update(name=contract.UPDATE_RESUME)
@@ -499,6 +531,8 @@ class ResourceWorkflow:
         del request
         self._ledger.paused = False
         self._ledger.pause_reason = ""
+        self._ledger.paused_by = ""
+        self._ledger.paused_at = None
         return self._changed()
 
     @workflow.update(name=contract.UPDATE_RESET)

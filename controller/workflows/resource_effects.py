@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from controller.workflows import activity_io as aio
     from controller.workflows import ledger as ledger_module
     from controller.workflows import resource_io as io
-    from controller.workflows import telemetry
+    from controller.workflows import resource_memo, telemetry
 
 KIND = SearchAttributeKey.for_keyword("HomeostatResourceKind")
 RESOURCE = SearchAttributeKey.for_keyword("HomeostatResource")
@@ -122,9 +122,27 @@ def child_attributes(
     )
 
 
-def publish(book: ledger_module.Ledger) -> None:
-    """Update the phase, and upsert the search attributes that changed (each is an event)."""
-    book.phase = book.compute_phase(workflow.now())
+def published_memo() -> resource_memo.ResourceMemo | None:
+    """The memo this run started with (carried over by continue-as-new), if readable."""
+    try:
+        memo: resource_memo.ResourceMemo | None = workflow.memo_value(
+            resource_memo.MEMO_KEY, None, type_hint=resource_memo.ResourceMemo
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    return memo
+
+
+def publish(
+    book: ledger_module.Ledger, previous: resource_memo.ResourceMemo | None
+) -> resource_memo.ResourceMemo | None:
+    """Update the phase; upsert the search attributes and the memo where they changed.
+
+    Each upsert is a history event, so only changes are upserted. Returns the memo now in
+    force (``previous`` when unchanged, ``None`` in runs recorded before memos existed).
+    """
+    now = workflow.now()
+    book.phase = book.compute_phase(now)
     focus = book.focus()
     wanted = {
         KIND: resources.resource_kind(book.resource),
@@ -141,3 +159,14 @@ def publish(book: ledger_module.Ledger) -> None:
     ]
     if updates:
         workflow.upsert_search_attributes(updates)
+    if not workflow.patched(resource_memo.MEMO_PATCH):
+        return None
+    memo = resource_memo.build(
+        book.snapshot(),
+        focus_rule=focus.fired.rule if focus else "",
+        now=now,
+        previous=previous,
+    )
+    if memo != previous:
+        workflow.upsert_memo({resource_memo.MEMO_KEY: memo})
+    return memo

@@ -94,11 +94,16 @@ class Cooldown:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BudgetUse:
-    """One remediation of ``plan`` started at ``at``, counted against its budget for ``per``."""
+    """One remediation of ``plan`` started at ``at``, counted against its budget for ``per``.
+
+    ``limit`` is the plan's ``budget.runs`` when it started (0 in states recorded before
+    the field existed), so views can say "used 2 of 3".
+    """
 
     plan: str
     at: datetime
     per: timedelta
+    limit: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,9 +196,9 @@ class ResourceState:
         cooldowns: per-plan cooldown deadlines still in the future.
         budget: remediation starts still inside their plan's budget window.
         silenced_until: automation is silenced until then (episodes are only recorded).
-        silence_reason: why, and who silenced it.
+        silence_reason: why it was silenced.
         paused: automation is paused until resumed.
-        pause_reason: why, and who paused it.
+        pause_reason: why it was paused.
         scaler: recent scale recommendations and changes, for stabilization windows and
             rate policies.
         outcomes: the last outcomes, newest last.
@@ -201,6 +206,9 @@ class ResourceState:
         transitions_total: transitions handled since the first run.
         runs: how many runs came before this one (continue-as-new count).
         last_change: when something last happened to the resource.
+        silenced_by: who silenced it.
+        paused_by: who paused it.
+        paused_at: since when it is paused.
     """
 
     resource: resources.ResourceKey
@@ -220,6 +228,9 @@ class ResourceState:
     transitions_total: int = 0
     runs: int = 0
     last_change: datetime | None = None
+    silenced_by: str = ""
+    paused_by: str = ""
+    paused_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,32 +1,81 @@
-"""Committed histories replay against today's workflow code: a change that breaks running workflows fails here.
+"""Committed histories replay against today's workflow code through `homeostat replay`: a change that breaks running workflows fails here.
 
 The histories in ``histories/`` were recorded by ``test_plan_timeline.py`` with
 ``HOMEOSTAT_RECORD_HISTORIES=1``. When a change to the workflows is deliberately
 incompatible (and running workflows are migrated), record them again and say so.
 """
 
+import json
 from pathlib import Path
 
-import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
+from typer.testing import CliRunner
 
-from controller import workflows
-from controller.workflows import converter
+from controller import cli
+from controller.workflows import actions, steps
 
-HISTORIES = sorted(Path(__file__).with_name("histories").glob("*.json"))
+HISTORIES = Path(__file__).with_name("histories")
+runner = CliRunner()
 
 
 def test_histories_are_committed():
     """Both workflows have recorded histories, a continue-as-new among them."""
-    names = {path.stem for path in HISTORIES}
+    names = {path.stem for path in HISTORIES.glob("*.json")}
     assert {"resource_full", "resource_continued_as_new", "remediation_full"} <= names
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
-async def test_history_replays(path):
-    """The recorded history replays without a nondeterminism error."""
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=workflows.WORKFLOWS, data_converter=converter.DATA_CONVERTER)
-    result = await replayer.replay_workflow(history)
-    assert result.replay_failure is None
+def test_every_committed_history_replays_through_the_command():
+    """`homeostat replay tests/workflows/histories` prints OK for each history and exits 0."""
+    result = runner.invoke(cli.app, ["replay", str(HISTORIES)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == len(list(HISTORIES.glob("*.json")))
+    assert all(line.startswith("OK ") for line in lines), result.output
+
+
+async def _run_command_v2(env, step, path, item):
+    """A deliberately non-deterministic change: the command step calls another activity."""
+    return await actions.call(
+        "run_command_v2", None, object, step, default=actions.default_timeout("command")
+    )
+
+
+def test_a_non_deterministic_change_fails_and_names_the_event(monkeypatch):
+    """After the command step is changed to schedule another activity, replay exits 1 naming event 5 and both activity types."""
+    monkeypatch.setitem(steps._ACTIONS, "command", _run_command_v2)
+    ladder = HISTORIES / "remediation_ladder.json"
+    result = runner.invoke(cli.app, ["replay", str(ladder), str(HISTORIES / "resource_full.json")])
+    assert result.exit_code == 1, result.output
+    assert (
+        "FAIL  remediation_ladder (RemediationWorkflow, 55 events): diverges at event 5 ActivityTaskScheduled"
+        in result.output
+    )
+    assert "recorded: activity run_command (id 1)" in result.output
+    assert "code:     run_command_v2" in result.output
+    assert "OK    resource_full" in result.output
+    scheduled = json.loads(ladder.read_text())["events"][4]
+    assert scheduled["eventId"] == "5"
+    assert (
+        scheduled["activityTaskScheduledEventAttributes"]["activityType"]["name"] == "run_command"
+    )
+
+
+def test_replay_json_reports_the_divergence_for_tools(monkeypatch):
+    """`--json` prints one object per history with the divergent event's id."""
+    monkeypatch.setitem(steps._ACTIONS, "command", _run_command_v2)
+    result = runner.invoke(cli.app, ["replay", "--json", str(HISTORIES / "remediation_full.json")])
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    report = json.loads(line)
+    assert report["ok"] is False
+    assert report["divergence"]["event_id"] == 82
+    assert report["divergence"]["code"] == "run_command_v2"
+
+
+def test_replay_of_an_unreadable_file_is_a_usage_error(tmp_path):
+    """A file that is not a history exits 2 with its name, without a traceback."""
+    bad = tmp_path / "notes.json"
+    bad.write_text('{"hello": 1}')
+    result = runner.invoke(cli.app, ["replay", str(bad)])
+    assert result.exit_code == 2
+    assert "notes.json: not a workflow history" in result.output
+    assert "Traceback" not in result.output

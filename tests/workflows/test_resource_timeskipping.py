@@ -278,7 +278,7 @@ async def test_duplicates_are_ignored_and_silence_records_only(ts):
     await _send(ts, episode)
     current = await until(ts.client, resource, lambda s: len(s.episodes) == 2)
     assert current.episodes[1].status is io.EpisodeStatus.SUPPRESSED
-    assert "maintenance by carol" in current.episodes[1].note
+    assert "by carol: maintenance" in current.episodes[1].note
     assert (await handle.describe()).typed_search_attributes.get(phase) == "silenced"
     await handle.execute_update(
         contract.UPDATE_UNSILENCE, io.OperatorRequest(by="carol"), result_type=io.ResourceState
