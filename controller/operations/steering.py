@@ -90,14 +90,19 @@ class Steered:
             resource=state.resource,
             phase=state.phase,
             silenced_until=state.silenced_until,
-            silence_reason=state.silence_reason,
+            silence_reason=_reason_by(state.silence_reason, state.silenced_by),
             paused=state.paused,
-            pause_reason=state.pause_reason,
+            pause_reason=_reason_by(state.pause_reason, state.paused_by),
             cooldowns=state.cooldowns,
             budget_used=len(state.budget),
             by=who.name,
             channel=who.channel,
         )
+
+
+def _reason_by(reason: str, by: str) -> str:
+    """``reason by who`` (the state keeps them apart since it records who on its own)."""
+    return " by ".join(part for part in (reason, by) if part)
 
 
 @contextlib.contextmanager

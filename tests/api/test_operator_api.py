@@ -166,7 +166,8 @@ async def test_every_steering_verb_through_the_api_records_the_token_name(
         assert answer["channel"] == "api"
         until = datetime.fromisoformat(answer["silenced_until"])
         assert timedelta(minutes=119) < until - datetime.now(UTC) <= timedelta(hours=2)
-        assert (await state(temporal, resource)).silence_reason == "maintenance by alice"
+        recorded = await state(temporal, resource)
+        assert (recorded.silence_reason, recorded.silenced_by) == ("maintenance", "alice")
 
         past = await http.post(
             f"{base}/silence", json={"until": "2020-01-01T00:00:00Z"}, headers=headers

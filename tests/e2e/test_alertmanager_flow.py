@@ -153,8 +153,8 @@ async def test_alert_to_episode_exactly_once_and_resolve_ends_it(
         assert [e.fired.episode for e in state.episodes] == [episode.episode]
         assert await homeostat.runs_of(temporal, "service/web") == 1
 
-        shown = await _cli(tmp_path, "resource", "show", "service/web")
-        assert json.loads(shown)["episodes"][0]["fired"]["episode"] == episode.episode
+        shown = await _cli(tmp_path, "resource", "show", "service/web", "--json")
+        assert json.loads(shown)["episodes"][0]["episode"] == episode.episode
         silenced = await _cli(
             tmp_path,
             "resource",
