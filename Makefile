@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
 .PHONY: run test install install-test system-deps lint typecheck layers rules-check pytest soak bench clean
+.PHONY: run test install install-test system-deps lint typecheck layers rules-check pytest bench clean image
 
 run: install ## Start Homeostat with an embedded Temporal dev server and its Web UI
 	$(BIN)/homeostat up
@@ -54,3 +55,6 @@ soak: install-test system-deps ## The long runs (tests marked soak); reports go 
 
 clean:
 	rm -rf $(VENV) .homeostat .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+image: ## Build the container image (podman; BASE=... for another base image)
+	podman build $(if $(BASE),--build-arg BASE=$(BASE)) -t homeostat:$$($(BIN)/homeostat version 2>/dev/null || echo dev) -f Containerfile .

@@ -27,6 +27,7 @@ from controller.domain import durations, observations, resources, transitions
 from controller.ingest import (
     admission,
     auth,
+    forwarding,
     kafka,
     pipeline,
     prometheus,
@@ -34,6 +35,7 @@ from controller.ingest import (
     supervision,
     webhooks,
 )
+from controller.ingest import assignment as assignment_module
 from controller.observability import metrics as metrics_module
 from controller.operations import identity, steering
 from controller.plans import bundle
@@ -87,11 +89,14 @@ def kafka_topics(rule_set: rules_model.RuleSet, extra: Sequence[str]) -> tuple[s
     return tuple(sorted(named | set(extra)))
 
 
-def rebuild_window(rule_set: rules_model.RuleSet) -> timedelta:
-    """The longest span of the past any Kafka rule's state depends on, plus a margin."""
+def rebuild_window(
+    rule_set: rules_model.RuleSet,
+    sources: frozenset[observations.SourceKind] = frozenset({observations.SourceKind.KAFKA}),
+) -> timedelta:
+    """The longest span of the past any rule read from Kafka depends on, plus a margin."""
     spans = [timedelta(0)]
     for rule in rule_set.rules.values():
-        if rule.source is not observations.SourceKind.KAFKA:
+        if rule.source not in sources:
             continue
         spans += [rule.stale_after, rule.hold + rule.keep_firing_for, rule.cooldown]
         if rule.correlation is not None:
@@ -114,6 +119,7 @@ def polled_rules(
                 expr=rule.expr,
                 interval=interval,
                 lookback=rule.hold + rule.keep_firing_for,
+                group=group.name,
             )
             for rule in group.rules
             if rule.family is rules_model.Family.PROMETHEUS and rule.expr
@@ -200,11 +206,16 @@ class Ingest:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _kafka: tuple[threading.Thread, threading.Event] | None = None
     _kafka_source: kafka.KafkaSource | None = None
+    assignment: assignment_module.KafkaAssignment | None = None
+    forwarder: forwarding.Forwarder | None = None
+    _assignment_thread: tuple[threading.Thread, threading.Event] | None = None
     rules_problem: str | None = None
     """Why the rule set on disk is not the one in force (``None`` when it is): /readyz."""
 
     async def start(self) -> None:
         """Start the ticker, the watcher, the Prometheus poller and the Kafka consumer."""
+        if self.assignment is not None:
+            self._assignment_thread = assignment_module.start_thread(self.assignment)
         self._tasks.append(asyncio.create_task(self._tick(), name="engine ticker"))
         self._tasks.append(
             asyncio.create_task(
@@ -218,7 +229,19 @@ class Ingest:
         )
         if self.poller is not None:
             self._tasks.append(asyncio.create_task(self.poller.run(), name="prometheus poller"))
-        topics = kafka_topics(self.engine.rule_set, self.settings.kafka.topics)
+        forwarded = self.settings.webhooks.topic if self.forwarder is not None else None
+        extra = [*self.settings.kafka.topics, *([forwarded] if forwarded else [])]
+        topics = kafka_topics(self.engine.rule_set, extra)
+        sources = frozenset({observations.SourceKind.KAFKA})
+        if forwarded:
+            sources |= {observations.SourceKind.WEBHOOK, observations.SourceKind.GITLAB}
+            await asyncio.to_thread(
+                forwarding.ensure_topic,
+                bootstrap_servers=self.settings.kafka.bootstrap_servers,
+                topic=forwarded,
+                partitions=self.settings.webhooks.topic_partitions,
+                client_options=kafka_client_options(self.settings.kafka),
+            )
         if self.settings.kafka.bootstrap_servers and topics:
             source = kafka.KafkaSource(
                 config=kafka.KafkaConfig(
@@ -231,7 +254,8 @@ class Ingest:
                     max_poll_interval=self.settings.kafka.max_poll_interval,
                     heartbeat_interval=self.settings.kafka.session_timeout / 3,
                     rebuild_window=self.settings.kafka.rebuild_window
-                    or rebuild_window(self.engine.rule_set),
+                    or rebuild_window(self.engine.rule_set, sources),
+                    forwarded_topic=forwarded,
                     limits=self.pipe.limits,
                     client_options=kafka_client_options(self.settings.kafka),
                 ),
@@ -258,6 +282,12 @@ class Ingest:
                 outcome, asyncio.CancelledError
             ):
                 log.error("task_failed", task=task.get_name(), error=repr(outcome))
+        if self._assignment_thread is not None:
+            thread, stop = self._assignment_thread
+            stop.set()  # leaving the consumer group hands the rule groups over at once
+            await asyncio.to_thread(thread.join, 30)
+        if self.forwarder is not None:
+            await asyncio.to_thread(self.forwarder.close)
         await self.dispatcher.close()
 
     def tick_time(self) -> datetime | None:
@@ -363,10 +393,16 @@ def build_ingest(
         clock=clock,
         limits=admission_limits(settings),
     )
+    forwarder = webhook_forwarder(settings, engine)
     router = webhooks.build_router(
-        config=webhook_config(settings), pipe=pipe, clock=clock, metrics=metrics
+        config=webhook_config(settings),
+        pipe=pipe,
+        clock=clock,
+        metrics=metrics,
+        forward=forwarder.forward if forwarder is not None else None,
     )
     poller = None
+    ownership = rule_group_assignment(settings)
     polled = polled_rules(rule_set, settings.prometheus.evaluation_interval)
     if settings.prometheus.url is not None and polled:
         poller = prometheus.PrometheusPoller(
@@ -376,6 +412,9 @@ def build_ingest(
             pipe=pipe,
             clock=clock,
             metrics=metrics,
+            ownership=ownership,
+            forget=engine.forget,
+            rebuild_lookback=settings.prometheus.rebuild_window,
         )
     log.info("rules_loaded", revision=str(rule_set.revision), rules=len(rule_set.rules))
     return Ingest(
@@ -388,6 +427,55 @@ def build_ingest(
         metrics=metrics,
         clock=clock,
         poller=poller,
+        assignment=ownership if poller is not None else None,
+        forwarder=forwarder,
+    )
+
+
+def webhook_forwarder(
+    settings: settings_module.Settings, engine: engine_module.Engine
+) -> forwarding.Forwarder | None:
+    """The Kafka producer of forwarded webhook events, in ``webhooks.mode: kafka``.
+
+    Raises:
+        errors.ConfigError: forwarding through Kafka without Kafka brokers.
+    """
+    if settings.webhooks.mode != "kafka":
+        return None
+    if not settings.kafka.bootstrap_servers:
+        raise errors.ConfigError("webhooks.mode: 'kafka' needs kafka.bootstrap_servers")
+    return forwarding.Forwarder(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        topic=settings.webhooks.topic,
+        key_of=engine.route_key,
+        client_options=kafka_client_options(settings.kafka),
+        timeout=settings.dispatch.webhook_deadline,
+    )
+
+
+def rule_group_assignment(
+    settings: settings_module.Settings,
+) -> assignment_module.KafkaAssignment | None:
+    """The Kafka consumer group that assigns rule groups to replicas, when configured.
+
+    Raises:
+        errors.ConfigError: coordination through Kafka without Kafka brokers.
+    """
+    prom = settings.prometheus
+    if prom.coordination != "kafka":
+        return None
+    if not settings.kafka.bootstrap_servers:
+        raise errors.ConfigError("prometheus.coordination: 'kafka' needs kafka.bootstrap_servers")
+    return assignment_module.KafkaAssignment(
+        assignment_module.AssignmentConfig(
+            bootstrap_servers=tuple(settings.kafka.bootstrap_servers),
+            topic=prom.assignment_topic,
+            group_id=prom.assignment_group,
+            partitions=prom.assignment_partitions,
+            replication_factor=prom.assignment_replication_factor,
+            session_timeout=prom.assignment_session_timeout,
+            client_options=kafka_client_options(settings.kafka),
+        )
     )
 
 

@@ -213,6 +213,35 @@ class PrometheusSettings(_Group):
     query_timeout: Duration = pydantic.Field(
         default=timedelta(seconds=10), description="timeout of one query"
     )
+    rebuild_window: Duration = pydantic.Field(
+        default=timedelta(minutes=10),
+        description="how far back a rule's past is re-read at start or take-over (at least its "
+        "for + keep_firing_for): a condition firing for longer gets a new episode id",
+    )
+    coordination: str = pydantic.Field(
+        default="none",
+        pattern="^(none|kafka)$",
+        description="none: this process evaluates every rule group; kafka: each group is "
+        "evaluated by one ingest replica, assigned through a Kafka consumer group",
+    )
+    assignment_topic: str = pydantic.Field(
+        default="homeostat.rule-groups",
+        description="coordination kafka: the topic whose partitions stand for rule groups",
+    )
+    assignment_group: str = pydantic.Field(
+        default="homeostat-rule-groups",
+        description="coordination kafka: the consumer group the replicas join",
+    )
+    assignment_partitions: int = pydantic.Field(
+        default=16, ge=1, description="coordination kafka: partitions of a new assignment topic"
+    )
+    assignment_replication_factor: int = pydantic.Field(
+        default=1, ge=1, description="coordination kafka: replication factor of a new topic"
+    )
+    assignment_session_timeout: Duration = pydantic.Field(
+        default=timedelta(seconds=10),
+        description="coordination kafka: how soon a dead replica's groups move to another",
+    )
 
 
 class AlertmanagerSettings(_Group):
@@ -255,6 +284,20 @@ class WebhooksSettings(_Group):
         default=pydantic.ByteSize(4 * MEBIBYTE),
         gt=0,
         description="largest /v1/gitlab request body (413 beyond)",
+    )
+    mode: str = pydantic.Field(
+        default="direct",
+        pattern="^(direct|kafka)$",
+        description="direct: this process evaluates the events it receives; kafka (several "
+        "ingest replicas): /v1/events and /v1/gitlab events go through `topic`, keyed by "
+        "resource, to the replica that owns that resource",
+    )
+    topic: str = pydantic.Field(
+        default="homeostat.webhook-events",
+        description="mode kafka: the topic webhook events are forwarded through",
+    )
+    topic_partitions: int = pydantic.Field(
+        default=16, ge=1, description="mode kafka: partitions of the topic when it is created"
     )
 
 

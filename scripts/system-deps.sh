@@ -7,6 +7,13 @@ set -euo pipefail
 missing=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+# The container image test (pytest -m image) builds and runs the image with podman; the
+# base image is made with mmdebstrap from the machine's own Debian mirror (no registry).
+# catatonit is podman's --init (a PID 1 that forwards SIGTERM).
+for tool in podman buildah runc mmdebstrap; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+[ -x /usr/libexec/podman/catatonit ] || missing+=(catatonit)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

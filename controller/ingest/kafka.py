@@ -42,7 +42,7 @@ import structlog
 
 from controller import errors
 from controller.domain import observations
-from controller.ingest import admission, events, pipeline
+from controller.ingest import admission, events, forwarding, pipeline
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +75,8 @@ class KafkaConfig:
     limits: admission.Limits = field(default_factory=admission.Limits)
     client_options: Mapping[str, Any] = field(default_factory=dict)
     """Connection options of every client (security protocol, SASL, TLS files)."""
+    forwarded_topic: str | None = None
+    """The topic of webhook events forwarded by the replicas (``ingest.forwarding``)."""
 
 
 @dataclass(slots=True)
@@ -414,6 +416,8 @@ class KafkaSource:
                 value = events.loads(record.value)
             except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
                 raise errors.PayloadError("(message)", f"not valid JSON: {exc}") from None
+            if record.topic == self._config.forwarded_topic:
+                return forwarding.unwrap(value)
             return events.decode(
                 value,
                 source=_KAFKA,

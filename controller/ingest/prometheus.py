@@ -11,6 +11,10 @@ later (Prometheus itself restores only ``for`` of ten minutes or more).
 A failed query is retried with backoff until the next evaluation time and counted; it is
 never taken as "no series": the rule is simply not evaluated at that instant, so an
 unreachable Prometheus never resolves an episode.
+
+With several replicas, each rule group is evaluated by the one replica that owns it
+(``ingest.assignment``): the poller evaluates owned groups only, rebuilds a group when it
+becomes its own, and forgets a group's state when it goes to another replica.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import structlog
 
 from controller import errors
 from controller.domain import transitions
+from controller.ingest import assignment as assignment_module
 from controller.ingest import pipeline
 
 log = structlog.get_logger(__name__)
@@ -100,6 +105,8 @@ class PolledRule:
     interval: timedelta
     lookback: timedelta
     """How far back to rebuild: the rule's ``for`` plus ``keep_firing_for``."""
+    group: str = ""
+    """The rule group: the unit one replica evaluates."""
 
 
 def align(at: datetime, interval: timedelta) -> datetime:
@@ -122,8 +129,31 @@ class PrometheusPoller:
         clock: Callable[[], datetime],
         metrics: Any = None,
         retry_initial: timedelta = timedelta(milliseconds=500),
+        ownership: assignment_module.Ownership | None = None,
+        forget: Callable[[list[str]], None] | None = None,
+        rebuild_lookback: timedelta = timedelta(0),
     ) -> None:
-        """Poll ``rules`` with ``querier``, feeding ``engine`` and dispatching through ``pipe``."""
+        """Poll ``rules`` with ``querier``, feeding ``engine`` and dispatching through ``pipe``.
+
+        Args:
+            rules: the Prometheus rules, with their groups and intervals.
+            querier: the Prometheus client.
+            engine: the rules engine that takes each evaluation.
+            pipe: where transitions are dispatched.
+            clock: the wall clock.
+            metrics: evaluation, error and ownership metrics (optional).
+            retry_initial: the first delay before a failed query is retried.
+            ownership: which groups this replica evaluates (default: all of them).
+            forget: drops the engine state of rules whose group went to another replica.
+            rebuild_lookback: how far back a rebuild reads at least, so that a condition
+                firing for longer than ``for`` keeps its episode (and its id) when another
+                replica or a restarted process takes the rule over.
+        """
+        self._rebuild_lookback = rebuild_lookback
+        self._ownership = ownership or assignment_module.Everything()
+        self._forget = forget
+        self._owned: set[str] = set()
+        self._evaluated: dict[str, datetime] = {}
         self._rules = list(rules)
         self._querier = querier
         self._engine = engine
@@ -139,7 +169,9 @@ class PrometheusPoller:
         names = {rule.name for rule in rules}
         self._next = {name: at for name, at in self._next.items() if name in names}
 
-    async def rebuild(self) -> list[transitions.Transition]:
+    async def rebuild(
+        self, rules: Sequence[PolledRule] | None = None
+    ) -> list[transitions.Transition]:
         """Replay each rule's recent past through the engine; return what must be re-sent.
 
         The returned transitions are the ``fired`` ones of episodes still open at the end
@@ -148,9 +180,11 @@ class PrometheusPoller:
         """
         now = self._clock()
         fired: dict[str, transitions.Transition] = {}
-        for rule in self._rules:
+        for rule in self._rules if rules is None else rules:
             end = align(now, rule.interval)
-            start = align(end - rule.lookback - rule.interval, rule.interval)
+            # Prometheus answers at most 11,000 points per series: keep well below.
+            lookback = min(max(rule.lookback, self._rebuild_lookback), rule.interval * 10_000)
+            start = align(end - lookback - rule.interval, rule.interval)
             try:
                 results = by_time(
                     await asyncio.to_thread(
@@ -183,30 +217,66 @@ class PrometheusPoller:
 
     async def run(self) -> None:
         """Rebuild, then evaluate on the grid until cancelled."""
-        await self._pipe.send(await self.rebuild())
         while True:
+            await self._take_over()
             now = self._clock()
             due = [
                 rule
                 for rule in self._rules
-                if self._next.setdefault(rule.name, align(now, rule.interval)) <= now
+                if rule.group in self._owned
+                and self._next.setdefault(rule.name, align(now, rule.interval)) <= now
             ]
             if due:
                 await asyncio.gather(*(self._evaluate(rule) for rule in due))
             wake = min(self._next.values(), default=now + timedelta(seconds=1))
             await asyncio.sleep(max(0.05, min((wake - self._clock()).total_seconds(), 1.0)))
 
+    async def _take_over(self) -> None:
+        """Follow ownership: rebuild groups that became this replica's, forget lost ones."""
+        groups = {rule.group for rule in self._rules}
+        owned = {group for group in groups if self._ownership.owns(group)}
+        lost = self._owned - owned
+        gained = owned - self._owned
+        self._owned = owned
+        if lost:
+            names = [rule.name for rule in self._rules if rule.group in lost]
+            for name in names:
+                self._next.pop(name, None)
+            if self._forget is not None:
+                self._forget(names)
+            log.info("rule_groups_released", groups=sorted(lost))
+        if self._metrics is not None:
+            for group in groups:
+                self._metrics.rule_group_owned.labels(group=group).set(int(group in owned))
+        if gained:
+            log.info("rule_groups_taken", groups=sorted(gained))
+            await self._pipe.send(
+                await self.rebuild([rule for rule in self._rules if rule.group in gained])
+            )
+
     async def _evaluate(self, rule: PolledRule) -> None:
-        at = self._next[rule.name]
-        following = at + rule.interval
-        samples = await self._query_until(rule, at, give_up_at=following)
-        now = self._clock()
-        # Skip evaluation times that passed while this one ran (a long outage).
-        self._next[rule.name] = max(following, align(now, rule.interval))
-        if samples is None:
-            return
-        found = self._engine.evaluate(rule.name, at, samples)
-        await self._pipe.send(found)
+        if not self._ownership.begin(rule.group):
+            return  # the group went to another replica since this evaluation was due
+        try:
+            at = self._next[rule.name]
+            following = at + rule.interval
+            samples = await self._query_until(rule, at, give_up_at=following)
+            now = self._clock()
+            # Skip evaluation times that passed while this one ran (a long outage).
+            self._next[rule.name] = max(following, align(now, rule.interval))
+            if samples is None:
+                return
+            found = self._engine.evaluate(rule.name, at, samples)
+            self._count_group(rule.group, at)
+            await self._pipe.send(found)
+        finally:
+            self._ownership.end(rule.group)
+
+    def _count_group(self, group: str, at: datetime) -> None:
+        """Count one evaluation of ``group`` per evaluation time (its rules share the grid)."""
+        if self._metrics is not None and self._evaluated.get(group) != at:
+            self._evaluated[group] = at
+            self._metrics.rule_group_evaluations.labels(group=group).inc()
 
     async def _query_until(
         self, rule: PolledRule, at: datetime, *, give_up_at: datetime

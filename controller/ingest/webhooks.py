@@ -27,7 +27,7 @@ import asyncio
 import collections
 import hmac
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,6 +79,10 @@ class WebhookConfig:
 Parser = Callable[[bytes, Mapping[str, str]], list[observations.Observation]]
 """Parses one request body (with its headers) into observations."""
 
+Forward = Callable[[list[observations.Observation]], Awaitable[None]]
+"""Hands observations to the replicas' Kafka topic instead of this process's engine."""
+_FORWARDED_ROUTES = frozenset({"events", "gitlab"})
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Route:
@@ -106,6 +110,7 @@ class _Result:
     transitions: tuple[str, ...] = ()
     dropped: dict[str, int] = field(default_factory=dict)
     replayed: bool = False
+    forwarded: int = 0
 
     def answer(self) -> dict[str, Any]:
         """The 200 answer's JSON body."""
@@ -116,6 +121,8 @@ class _Result:
         }
         if self.replayed:
             content["replayed"] = True
+        if self.forwarded:
+            content["forwarded"] = self.forwarded
         return content
 
 
@@ -133,11 +140,13 @@ class _Handler:
         pipe: pipeline.Pipeline,
         clock: Callable[[], datetime],
         metrics: Any,
+        forward: Forward | None = None,
     ) -> None:
         self._config = config
         self._pipe = pipe
         self._clock = clock
         self._metrics = metrics
+        self._forward = forward
         self._replays = auth.ReplayGuard()
         self._budget = bodies.Budget(config.max_body_memory, setting="http.max_body_memory")
         self._parsing = asyncio.Semaphore(PARSE_THREADS)
@@ -233,27 +242,32 @@ class _Handler:
             now=self._clock(),
         )
         if signature is None:
-            return await self._ingest(parse, body, headers)
+            return await self._ingest(route, parse, body, headers)
         replay = self._replays.claim(signature, now=self._clock())
         if replay is auth.Replay.ACCEPTED:
             return _Result(replayed=True)
         if replay is auth.Replay.IN_FLIGHT:
             raise _InFlightError
         try:
-            result = await self._ingest(parse, body, headers)
+            result = await self._ingest(route, parse, body, headers)
         except BaseException:
             self._replays.release(signature)
             raise
         self._replays.accept(signature)
         return result
 
-    async def _ingest(self, parse: Parser, body: bytes, headers: Mapping[str, str]) -> _Result:
+    async def _ingest(
+        self, route: _Route, parse: Parser, body: bytes, headers: Mapping[str, str]
+    ) -> _Result:
         if len(body) <= INLINE_BYTES:
             found = parse(body, headers)
         else:
             # Large bodies are parsed off the event loop, a few at a time (CPU-bound).
             async with self._parsing:
                 found = await asyncio.to_thread(parse, body, headers)
+        if self._forward is not None and route.name in _FORWARDED_ROUTES:
+            await self._forward(found)
+            return _Result(accepted=len(found), forwarded=len(found))
         dropped: collections.Counter[str] = collections.Counter()
         transitions = await self._pipe.ingest(
             found, deadline=self._config.dispatch_deadline, dropped=dropped
@@ -282,6 +296,7 @@ def build_router(
     pipe: pipeline.Pipeline,
     clock: Callable[[], datetime],
     metrics: Any,
+    forward: Forward | None = None,
 ) -> fastapi.APIRouter:
     """The ``/v1`` webhook routes.
 
@@ -290,9 +305,11 @@ def build_router(
         pipe: where observations go.
         clock: the current time, for events that carry none and for signature timestamps.
         metrics: ``observability.metrics.Metrics`` (request and auth counters).
+        forward: with several replicas, where generic and GitLab events go instead of
+            ``pipe`` (``ingest.forwarding``); they are answered once Kafka has them.
     """
     router = fastapi.APIRouter(prefix="/v1", tags=["ingest"])
-    handle = _Handler(config=config, pipe=pipe, clock=clock, metrics=metrics)
+    handle = _Handler(config=config, pipe=pipe, clock=clock, metrics=metrics, forward=forward)
     alertmanager_route = _Route(
         name="alertmanager",
         max_body=config.alertmanager_max_body,

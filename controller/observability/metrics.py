@@ -118,6 +118,8 @@ class Metrics:
     http_request_seconds: prometheus_client.Histogram
     rule_evaluation_errors: prometheus_client.Counter
     kafka_lag: prometheus_client.Gauge
+    rule_group_evaluations: prometheus_client.Counter
+    rule_group_owned: prometheus_client.Gauge
     # Added with issue 13: the worker, from its workflows (through ``workflow.metric_meter``).
     episodes_started: prometheus_client.Counter
     episodes_ended: prometheus_client.Counter
@@ -244,6 +246,18 @@ def create(registry: prometheus_client.CollectorRegistry | None = None) -> Metri
             "homeostat_kafka_consumer_lag",
             "Messages not read yet, per assigned topic partition (high watermark - position).",
             ["topic", "partition"],
+            registry=reg,
+        ),
+        rule_group_evaluations=_counter(
+            reg,
+            "homeostat_rule_group_evaluations",
+            "Evaluations of a Prometheus rule group by this process (one per evaluation time).",
+            ["group"],
+        ),
+        rule_group_owned=prometheus_client.Gauge(
+            "homeostat_rule_group_owned",
+            "1 while this process evaluates the rule group, 0 while another replica does.",
+            ["group"],
             registry=reg,
         ),
         episodes_started=_counter(

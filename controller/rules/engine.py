@@ -255,6 +255,30 @@ class Engine:
         self._runtimes = runtimes
         self._index = _Index(runtimes.values())
 
+    def route_key(self, observation: observations.Observation) -> resources.ResourceKey | None:
+        """The resource the first rule that could take ``observation`` derives from it.
+
+        Replicas partition events by this key, so that one replica sees every event of a
+        condition; ``None`` when no rule could take the event.
+        """
+        for runtime in self._index.candidates(observation):
+            rule = runtime.rule
+            if rule.stream is not None and observation.stream != rule.stream:
+                continue
+            condition = self._condition(runtime, observation)
+            if condition is not None:
+                return condition[0]
+        return None
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Drop the state of rules ``names``: another replica evaluates them now."""
+        revision = str(self._rule_set.revision)
+        for name in names:
+            rule = self._rule_set.rules.get(name)
+            if rule is not None and name in self._runtimes:
+                self._runtimes[name] = _Runtime(rule, revision=revision, silenced=self._silenced)
+        self._index = _Index(self._runtimes.values())
+
     def silence(self, silence: model.Silence) -> None:
         """Add (or replace, by name) a silence at run time."""
         self._runtime_silences[silence.name] = silence

@@ -167,6 +167,8 @@ def test_default_values_render_settings_homeostat_loads(tmp_path, monkeypatch):
     assert str(loaded.rules.rules_dir) == "/etc/homeostat/rules"
     assert loaded.metrics.sdk_address == "0.0.0.0:9464"
     assert loaded.kafka.bootstrap_servers == []
+    assert loaded.prometheus.coordination == "none"  # no Kafka: one replica does it all
+    assert loaded.webhooks.mode == "direct"
     pod = _find(manifests, "Deployment", "prod-homeostat-ingest")["spec"]["template"]["spec"]
     assert {"name": "rules", "configMap": {"name": "prod-homeostat-rules"}} in pod["volumes"]
     kinds = {m["kind"] for m in manifests}
@@ -184,6 +186,8 @@ def test_production_values_reach_temporal_kafka_and_secrets(tmp_path, monkeypatc
     assert loaded.temporal.tls_server_name == "temporal.example"
     assert loaded.temporal.api_key is not None
     assert loaded.kafka.security_protocol == "SASL_SSL"
+    assert loaded.prometheus.coordination == "kafka"  # three replicas share through Kafka
+    assert loaded.webhooks.mode == "kafka"
     assert loaded.kafka.sasl_mechanism == "SCRAM-SHA-512"
     assert loaded.kafka.sasl_password is not None
     assert str(loaded.kafka.ssl_cafile) == "/etc/homeostat/kafka-tls/ca.crt"
