@@ -4,8 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: run test install install-test system-deps lint typecheck layers rules-check pytest soak bench clean
-.PHONY: run test install install-test system-deps lint typecheck layers rules-check pytest bench clean image
+.PHONY: run test install install-test system-deps lint typecheck layers rules-check pytest soak bench clean image
 
 run: install ## Start Homeostat with an embedded Temporal dev server and its Web UI
 	$(BIN)/homeostat up

@@ -221,8 +221,8 @@ async def run(
 
 def _build_app(
     client: temporal_client.Client,
-    metrics: metrics_module.Metrics,
     ingest: assembly.Ingest | None,
+    metrics: metrics_module.Metrics | None = None,
 ) -> Any:
     async def temporal_reachable() -> str | None:
         await client.workflow_service.get_system_info(
@@ -232,6 +232,8 @@ def _build_app(
 
     readiness: dict[str, server.ReadinessCheck] = {"temporal": temporal_reachable}
     if ingest is None:
+        if metrics is None:
+            raise ValueError("a worker-only app needs the process's metrics")
         return server.create_app(metrics=metrics, readiness=readiness)
 
     async def rules_loaded() -> str | None:
@@ -241,6 +243,7 @@ def _build_app(
         return None if rules else "no rules loaded"
 
     readiness["rules"] = rules_loaded
+    metrics = metrics if metrics is not None else ingest.metrics
     app = server.create_app(
         metrics=metrics,
         readiness=readiness,
@@ -263,6 +266,7 @@ async def _serve(
     runs_ingest = role in {settings_module.Role.ALL, settings_module.Role.INGEST}
     runs_worker = role in {settings_module.Role.ALL, settings_module.Role.WORKER}
     ingest = assembly.build_ingest(settings, client, metrics) if runs_ingest else None
+<<<<<<< HEAD
     http = _Uvicorn(http_config(settings, _build_app(client, metrics, ingest), metrics))
     plans_in_force = ingest.plans if ingest is not None else None
     worker = (
@@ -270,6 +274,10 @@ async def _serve(
         if runs_worker
         else None
     )
+=======
+    http = _Uvicorn(http_config(settings, _build_app(client, ingest, metrics), metrics))
+    worker = worker_module.build(client, settings) if runs_worker else None
+>>>>>>> 9d209d2 (Keep service._build_app(client, ingest) callable as before; configuration reference regenerated after the rebase)
     tasks = {asyncio.create_task(http.serve(), name="http server")}
     refresher = None
     if worker is not None:
