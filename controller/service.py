@@ -266,18 +266,13 @@ async def _serve(
     runs_ingest = role in {settings_module.Role.ALL, settings_module.Role.INGEST}
     runs_worker = role in {settings_module.Role.ALL, settings_module.Role.WORKER}
     ingest = assembly.build_ingest(settings, client, metrics) if runs_ingest else None
-<<<<<<< HEAD
-    http = _Uvicorn(http_config(settings, _build_app(client, metrics, ingest), metrics))
+    http = _Uvicorn(http_config(settings, _build_app(client, ingest, metrics), metrics))
     plans_in_force = ingest.plans if ingest is not None else None
     worker = (
         worker_module.build(client, settings, plans_in_force=plans_in_force)
         if runs_worker
         else None
     )
-=======
-    http = _Uvicorn(http_config(settings, _build_app(client, ingest, metrics), metrics))
-    worker = worker_module.build(client, settings) if runs_worker else None
->>>>>>> 9d209d2 (Keep service._build_app(client, ingest) callable as before; configuration reference regenerated after the rebase)
     tasks = {asyncio.create_task(http.serve(), name="http server")}
     refresher = None
     if worker is not None:
