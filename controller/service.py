@@ -221,8 +221,8 @@ async def run(
 
 def _build_app(
     client: temporal_client.Client,
+    metrics: metrics_module.Metrics,
     ingest: assembly.Ingest | None,
-    metrics: metrics_module.Metrics | None = None,
 ) -> Any:
     async def temporal_reachable() -> str | None:
         await client.workflow_service.get_system_info(
@@ -232,8 +232,6 @@ def _build_app(
 
     readiness: dict[str, server.ReadinessCheck] = {"temporal": temporal_reachable}
     if ingest is None:
-        if metrics is None:
-            raise ValueError("a worker-only app needs the process's metrics")
         return server.create_app(metrics=metrics, readiness=readiness)
 
     async def rules_loaded() -> str | None:
@@ -243,7 +241,6 @@ def _build_app(
         return None if rules else "no rules loaded"
 
     readiness["rules"] = rules_loaded
-    metrics = metrics if metrics is not None else ingest.metrics
     app = server.create_app(
         metrics=metrics,
         readiness=readiness,
@@ -266,7 +263,7 @@ async def _serve(
     runs_ingest = role in {settings_module.Role.ALL, settings_module.Role.INGEST}
     runs_worker = role in {settings_module.Role.ALL, settings_module.Role.WORKER}
     ingest = assembly.build_ingest(settings, client, metrics) if runs_ingest else None
-    http = _Uvicorn(http_config(settings, _build_app(client, ingest, metrics), metrics))
+    http = _Uvicorn(http_config(settings, _build_app(client, metrics, ingest), metrics))
     plans_in_force = ingest.plans if ingest is not None else None
     worker = (
         worker_module.build(client, settings, plans_in_force=plans_in_force)
