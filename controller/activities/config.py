@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote
 
+from controller.activities import redaction
 from controller.domain import resources
 
 
@@ -157,12 +158,14 @@ class HttpCredential:
         password: basic-auth password.
         headers: further headers (``X-Auth-Token`` for Equinix Metal, ``Authorization:
             sso-key K:S`` for GoDaddy ...).
+        params: query parameters, for APIs that take a key in the URL (``api_key``).
     """
 
     bearer_token: str = field(default="", repr=False)
     username: str = ""
     password: str = field(default="", repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    params: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,24 +263,35 @@ class ActivitiesConfig:
     slack: SlackConfig | None = None
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value, longest first, for masking captured output."""
+        """Every secret value, longest first, in every form it is sent, for masking output.
+
+        Besides the values themselves: the base64 ``user:password`` pair of each basic
+        credential (HTTP steps and Jira), and the bare token of each ``Scheme token``
+        header value, which an API may echo without its scheme.
+        """
         found: set[str] = set(self.commands.secret_env.values())
+        headers: list[str] = []
         if self.pagerduty is not None:
             found.add(self.pagerduty.routing_key)
             found.update(self.pagerduty.routing_keys.values())
         if self.jira is not None:
             found.add(self.jira.token)
+            if self.jira.user:
+                found.update(redaction.basic_forms(self.jira.user, self.jira.token))
         if self.cmdb is not None:
             found.add(self.cmdb.token)
         if self.prometheus is not None:
-            found.update(self.prometheus.headers.values())
+            headers += self.prometheus.headers.values()
         if self.slack is not None:
             found.add(self.slack.bot_token)
         for credential in self.credentials.values():
             found.update((credential.bearer_token, credential.password))
-            found.update(credential.headers.values())
-        return tuple(sorted((s for s in found if len(s) >= _MIN_SECRET), key=len, reverse=True))
-
-
-_MIN_SECRET = 4
-"""Shorter values are not masked: masking "1" would garble every output."""
+            found.update(credential.params.values())
+            if credential.username:
+                found.update(redaction.basic_forms(credential.username, credential.password))
+            headers += credential.headers.values()
+        for value in headers:
+            found.add(value)
+            found.add(value.partition(" ")[2].strip())
+        minimum = redaction.MIN_SECRET
+        return tuple(sorted((s for s in found if len(s) >= minimum), key=len, reverse=True))

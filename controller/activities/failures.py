@@ -62,6 +62,9 @@ def http_failure(exc: httpx.HTTPError, what: str) -> errors.RemediationError:
     """
     if isinstance(exc, httpx.HTTPStatusError):
         return status_error(exc.response.status_code, what)
+    if isinstance(exc, httpx.LocalProtocolError):
+        # Its text quotes the offending header value, which may be a credential.
+        return errors.PermanentError(f"{what}: the request is not valid HTTP (a header value?)")
     if isinstance(exc, httpx.UnsupportedProtocol):
         return errors.PermanentError(f"{what}: {type(exc).__name__}: {exc}")
     if isinstance(exc, httpx.TooManyRedirects):

@@ -1,18 +1,25 @@
 """Secrets out of captured output: what commands print and APIs answer reaches histories.
 
 Two nets. Every secret value the worker knows (``ActivitiesConfig.secrets``) is replaced
-wherever it appears; and ``key=value`` / ``"key": "value"`` pairs whose key names a secret
-(password, token, secret, api key, authorization) have their value replaced, which also
-catches secrets the worker never knew, such as one a command generated.
+wherever it appears, in every form it may travel in (``forms``: raw, URL-encoded as a
+query or form value, JSON-escaped); and ``key=value`` / ``"key": "value"`` pairs whose
+key names a secret (password, token, secret, api key, authorization) have their value
+replaced, which also catches secrets the worker never knew, such as one a command
+generated.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
+MIN_SECRET = 4
+"""Shorter values are not masked: masking "1" would garble every output."""
 # A key starts at a word boundary and its repetitions are bounded, which keeps the scan
 # linear: an unbounded ``[\w.-]*`` tried at every position of a long word backtracks
 # quadratically (seconds for 20 KB of output).
@@ -26,19 +33,49 @@ _PAIR = re.compile(
 )
 
 
+def forms(secret: str) -> set[str]:
+    """``secret`` as it may appear in output: raw, URL-encoded (path, query, form), in JSON."""
+    return {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+    }
+
+
+def basic_pair(user: str, password: str) -> str:
+    """The credentials of an ``Authorization: Basic`` header (base64 of ``user:password``)."""
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def basic_forms(user: str, password: str) -> set[str]:
+    """The basic-auth pair with and without its base64 padding; empty without a password."""
+    if not password:
+        return set()
+    pair = basic_pair(user, password)
+    return {pair, pair.rstrip("=")}
+
+
 class Redactor:
     """Masks known secret values and secret-looking pairs in text."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        """Mask ``secrets`` (values shorter than four characters are ignored)."""
-        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))  # noqa: PLR2004
+    def __init__(self, secrets: Iterable[str] = (), *, minimum: int = MIN_SECRET) -> None:
+        """Mask ``secrets`` in each of their ``forms`` (values shorter than ``minimum`` are not)."""
+        found = {form for secret in secrets if len(secret) >= minimum for form in forms(secret)}
+        self._secrets = tuple(sorted(found, key=len, reverse=True))
         self.longest = max((len(s) for s in self._secrets), default=0)
 
-    def text(self, value: str) -> str:
-        """``value`` with every secret masked."""
+    def known(self, value: str) -> str:
+        """``value`` with every known secret masked (and nothing else changed)."""
         for secret in self._secrets:
-            value = value.replace(secret, MASK)
-        return _PAIR.sub(lambda m: f"{m['key']}{m['sep']}{m['quote']}{MASK}", value)
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+
+    def text(self, value: str) -> str:
+        """``value`` with every known secret and every secret-looking pair masked."""
+        return _PAIR.sub(lambda m: f"{m['key']}{m['sep']}{m['quote']}{MASK}", self.known(value))
 
     def data(self, value: Any) -> Any:
         """A JSON-like value with every string masked (keys naming secrets mask their value)."""

@@ -13,7 +13,6 @@ errors are ``TransientError`` (Temporal retries); any other status is an answer 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,15 +53,20 @@ class Requests:
         scheme = urlsplit(request.url).scheme
         if scheme not in {"http", "https"}:
             raise errors.PermanentError(f"URL {request.url!r} is not http or https")
+        credential = self._credential(request.credentials)
         headers = dict(request.headers)
-        headers.update(self._auth_headers(request.credentials))
+        headers.update(_auth_headers(credential))
+        _check_headers(headers)
+        params = dict(request.params)
+        if credential is not None:
+            params.update(credential.params)
         json_body = request.json_body
         try:
             return httpx.Request(
                 request.method.upper(),
                 request.url,
                 headers=headers,
-                params=dict(request.params),
+                params=params,
                 json=json_body if json_body is not None else None,
             )
         except (httpx.InvalidURL, ValueError, TypeError) as exc:
@@ -95,20 +99,43 @@ class Requests:
             ok=expected, status=status, text=self._redactor.text(text)
         )
 
-    def _auth_headers(self, name: str) -> dict[str, str]:
+    def _credential(self, name: str) -> config_module.HttpCredential | None:
         if not name:
-            return {}
+            return None
         credential = self._credentials.get(name)
         if credential is None:
             known = ", ".join(sorted(self._credentials)) or "none"
             raise errors.PermanentError(f"unknown credential {name!r} (configured: {known})")
-        headers = dict(credential.headers)
-        if credential.bearer_token:
-            headers["Authorization"] = f"Bearer {credential.bearer_token}"
-        elif credential.username:
-            pair = f"{credential.username}:{credential.password}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        return headers
+        return credential
+
+
+def _auth_headers(credential: config_module.HttpCredential | None) -> dict[str, str]:
+    if credential is None:
+        return {}
+    headers = dict(credential.headers)
+    if credential.bearer_token:
+        headers["Authorization"] = f"Bearer {credential.bearer_token}"
+    elif credential.username:
+        pair = redaction.basic_pair(credential.username, credential.password)
+        headers["Authorization"] = f"Basic {pair}"
+    return headers
+
+
+_FORBIDDEN_IN_HEADERS = frozenset("\r\n\0")
+
+
+def _check_headers(headers: Mapping[str, str]) -> None:
+    """Refuse header names or values holding CR, LF or NUL (a label can carry them).
+
+    Raises:
+        errors.PermanentError: naming the header, never its value (it may be a secret).
+    """
+    for name, value in headers.items():
+        if _FORBIDDEN_IN_HEADERS.intersection(name) or _FORBIDDEN_IN_HEADERS.intersection(value):
+            raise errors.PermanentError(
+                f"header {name!r} holds CR, LF or NUL, which HTTP cannot carry "
+                "(a label or variable rendered into it?); the request was not sent"
+            )
 
 
 def _where(url: str) -> str:

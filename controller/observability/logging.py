@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import structlog
@@ -48,8 +49,34 @@ def _redact_secrets(
     return event_dict
 
 
+def _masking(mask: Callable[[str], str]) -> structlog.types.Processor:
+    """A processor applying ``mask`` to every string of an event, exception text included."""
+
+    def masked(value: Any) -> Any:
+        if isinstance(value, str):
+            return mask(value)
+        if isinstance(value, dict):
+            return {key: masked(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [masked(item) for item in value]
+        return value
+
+    def processor(
+        _logger: Any, _method: str, event_dict: structlog.types.EventDict
+    ) -> structlog.types.EventDict:
+        for key, value in event_dict.items():
+            event_dict[key] = masked(value)
+        return event_dict
+
+    return processor
+
+
 def configure(
-    *, level: str = "info", json: bool | None = None, stream: TextIO | None = None
+    *,
+    level: str = "info",
+    json: bool | None = None,
+    stream: TextIO | None = None,
+    mask: Callable[[str], str] | None = None,
 ) -> None:
     """Configure structlog and the standard library's logging.
 
@@ -57,6 +84,8 @@ def configure(
         level: the minimum level name (``debug`` ... ``critical``).
         json: render JSON; ``None`` decides by whether the stream is a TTY.
         stream: where to write; standard error by default.
+        mask: applied to every string of every event once exceptions are formatted
+            (the configured secrets, masked in every form they are sent).
     """
     out = stream if stream is not None else sys.stderr
     as_json = (not out.isatty()) if json is None else json
@@ -83,6 +112,7 @@ def configure(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            *([_masking(mask)] if mask is not None else []),
             renderer,
         ],
     )

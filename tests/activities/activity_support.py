@@ -158,6 +158,7 @@ async def call_in_worker(
     arg: Any,
     max_attempts: int = 5,
     workflow_id: str = "",
+    interceptors: tuple[Any, ...] = (),
     **timeouts: Any,
 ) -> tuple[Any, Any]:
     """Call one activity through a real worker and Temporal's retries: (result or error, handle).
@@ -176,6 +177,7 @@ async def call_in_worker(
             workflows=[CallActivity],
             activities=activities,
             activity_executor=pool,
+            interceptors=interceptors,
         ):
             handle = await client.start_workflow(
                 CallActivity.run,

@@ -59,7 +59,7 @@ def _all_subclasses(kind: type) -> list[type]:
 
 @pytest.mark.parametrize("kind", _all_subclasses(httpx.HTTPError), ids=lambda k: k.__name__)
 def test_every_httpx_error_is_mapped(kind):
-    """Every httpx exception becomes a transient or permanent remediation error."""
+    """Every httpx exception becomes a transient or permanent remediation error; an invalid request we built is permanent."""
     if kind is httpx.HTTPStatusError:
         request = httpx.Request("GET", "http://x")
         exc = kind("x", request=request, response=httpx.Response(503, request=request))
@@ -67,7 +67,7 @@ def test_every_httpx_error_is_mapped(kind):
         exc = kind("boom")
     mapped = failures.http_failure(exc, "thing")
     assert isinstance(mapped, errors.TransientError | errors.PermanentError)
-    permanent = (httpx.UnsupportedProtocol, httpx.TooManyRedirects)
+    permanent = (httpx.UnsupportedProtocol, httpx.TooManyRedirects, httpx.LocalProtocolError)
     assert isinstance(mapped, errors.PermanentError) == issubclass(kind, permanent)
 
 

@@ -120,3 +120,22 @@ def test_commands_that_cannot_start_fail_permanently(activities, activity_env, a
         activity_env().run(activities.run_command, command(*argv, cwd=cwd))
     assert caught.value.non_retryable
     assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variables", "env", "argv"),
+    [
+        ({"host": "web\x001"}, {}, ("true",)),
+        ({}, {"TARGET": "a\x00b"}, ("true",)),
+        ({}, {}, ("printf", "a\x00b")),
+    ],
+)
+def test_a_nul_byte_from_a_label_fails_permanently_and_says_so(
+    activities, activity_env, variables, env, argv
+):
+    """A NUL byte in a variable, environment value or argument is a permanent error naming the NUL, not an unclassified retry."""
+    with pytest.raises(ApplicationError) as caught:
+        activity_env().run(activities.run_command, command(*argv, variables=variables, env=env))
+    assert caught.value.non_retryable
+    assert caught.value.type == activity_io.PERMANENT_ERROR
+    assert "NUL" in str(caught.value)

@@ -125,3 +125,17 @@ def test_text_bodies_are_tails():
     assert answer.json_body is None
     assert answer.text.endswith("*** end")
     assert len(answer.text) <= activity_io.OUTPUT_TAIL_BYTES
+
+
+@pytest.mark.parametrize("value", ["web\r\nX-Injected: 1", "web\nx", "web\rx", "web\x00x"])
+async def test_cr_lf_or_nul_in_a_header_value_is_permanent(api, activities, activity_env, value):
+    """A header value holding CR, LF or NUL (say, from a label) fails permanently with a clear message and never reaches the API."""
+    with pytest.raises(ApplicationError) as caught:
+        await activity_env().run(
+            activities.http_call, call(f"{api.url}/echo", headers={"X-Service": value})
+        )
+    assert caught.value.non_retryable
+    assert caught.value.type == activity_io.PERMANENT_ERROR
+    assert "X-Service" in str(caught.value)
+    assert "CR, LF or NUL" in str(caught.value)
+    assert api.requests == []

@@ -6,11 +6,14 @@
 - ``GET|PUT /replicas`` reads or sets ``{"replicas": n}``; needs ``Authorization: Bearer
   <token>`` (401 otherwise), like an infrastructure API without a Terraform provider.
 - ``GET /leaky`` answers a body with secrets in it.
+- ``ANY /reflect`` answers, in a field named like nothing secret, the request line (query
+  URL-encoded) and its ``Authorization`` header, as a careless API's debug output does.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fake_http import FakeService, Request
 
@@ -31,6 +34,7 @@ class FakeApi(FakeService):
             "/echo": self._echo,
             "/ready": self._ready,
             "/leaky": self._leaky,
+            "/reflect": self._reflect,
             "/replicas": self._replicas,
         }.get(request.path)
         return handler(request) if handler else (404, {"error": "not found"})
@@ -42,6 +46,12 @@ class FakeApi(FakeService):
             "headers": request.headers,
             "body": request.body,
         }
+
+    def _reflect(self, request: Request) -> tuple[int, Any]:
+        auth = request.headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        line = f"{request.method} {request.path}?{urlencode(request.query)}"
+        return 200, {"debug": f"{line} as {scheme.lower()} {value}", "seen": value}
 
     def _ready(self, request: Request) -> tuple[int, Any]:
         del request
