@@ -112,15 +112,6 @@ def registered_workflows() -> Sequence[type]:
     return list(workflows.WORKFLOWS)
 
 
-def registered_activities(
-    settings: settings_module.Settings,
-    *,
-    plans_in_force: Callable[[], Mapping[str, spec.Plan]] | None = None,
-) -> Sequence[Callable[..., Any]]:
-    """The activity callables this worker runs, with their clients built from ``settings``."""
-    return activities.build(activities_config(settings), plans_in_force=plans_in_force)
-
-
 def secret_mask(settings: settings_module.Settings) -> Callable[[str], str]:
     """What masks every configured secret, in every form it is sent, in a text (logs)."""
     return activities.redactor(activities_config(settings)).known
