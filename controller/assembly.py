@@ -212,6 +212,18 @@ class Ingest:
     rules_problem: str | None = None
     """Why the rule set on disk is not the one in force (``None`` when it is): /readyz."""
 
+    async def dispatch_problem(self) -> str | None:
+        """Why hand-offs to Temporal stall (a readiness check); ``None`` while they flow."""
+        waited = self.dispatcher.oldest_pending()
+        limit = self.settings.dispatch.stall_after
+        if waited is None or waited <= limit:
+            return None
+        return (
+            f"the oldest of {self.dispatcher.pending} pending transition(s) has waited "
+            f"{durations.format_duration(waited)} for Temporal, more than dispatch.stall_after "
+            f"({durations.format_duration(limit)})"
+        )
+
     async def start(self) -> None:
         """Start the ticker, the watcher, the Prometheus poller and the Kafka consumer."""
         if self.assignment is not None:
@@ -378,7 +390,15 @@ def build_ingest(
     loaded = load_rules(settings)
     rule_set = loaded.rule_set
     metrics.rules_loaded.set(len(rule_set.rules))
-    engine = engine_module.Engine(rule_set, clock=clock, on_drop=pipeline.drop_reporter())
+    engine = engine_module.Engine(
+        rule_set,
+        clock=clock,
+        on_drop=pipeline.drop_reporter(),
+        bounds=transitions.Bounds(
+            max_value_length=settings.ingest.max_value_length,
+            max_labels=settings.ingest.max_labels,
+        ),
+    )
     metrics.watch_engine(engine)
     dispatcher = dispatch.Dispatcher(
         temporal_sender(client, settings.temporal.task_queue),

@@ -11,6 +11,14 @@ A transition is handed off when the call that carried it returned; only then doe
 ``Handoff`` complete, and only then may a source acknowledge upstream. While Temporal is
 unreachable, calls are retried with exponential backoff, forever unless the caller set a
 deadline (an Alertmanager webhook does: Alertmanager retries a 5xx itself).
+
+A call Temporal refuses for good is not retried: any status but the transient ones, and
+``RESOURCE_EXHAUSTED`` when it is about size (a gRPC message over 4 MB; the same status
+also means "rate limited", which is transient). A batch refused for its size is split and
+each transition sent on its own, so one oversized transition never takes the others with
+it. So no call holds a ``max_in_flight`` slot forever, and ``oldest_pending`` tells
+``/readyz`` when hand-offs stall. A batch is also kept under ``max_batch_bytes`` (an
+estimate, worst case for JSON escaping) before it is sent.
 """
 
 from __future__ import annotations
@@ -54,7 +62,18 @@ class DispatchTimeoutError(DispatchError):
 
 
 class DispatchRejectedError(DispatchError):
-    """Temporal rejected the call; retrying it cannot help."""
+    """Temporal rejected the call; retrying it cannot help.
+
+    Attributes:
+        refused: the transitions refused (``Dispatcher.dispatch`` fills it).
+    """
+
+    def __init__(
+        self, message: str, *, refused: Sequence[transitions.Transition] = ()
+    ) -> None:
+        """Say what was refused, and why."""
+        super().__init__(message)
+        self.refused = tuple(refused)
 
 
 class Metrics(Protocol):
@@ -94,16 +113,57 @@ class Backoff:
             delay = min(delay * self.multiplier, self.maximum.total_seconds())
 
 
+_TOO_LARGE = ("larger than max", "too large", "exceeds limit", "size exceeds")
+"""Words of Temporal's and gRPC's size refusals (checked lower-case)."""
+_OVERHEAD_BYTES = 1024
+"""A transition's encoded size besides its labels and annotations, generously."""
+_ESCAPED = 6
+"""Bytes one character can take in JSON (``\u0000``)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Failure:
     status: temporal_service.RPCStatusCode | None
     message: str
+    permanent: bool = False
+
+    @property
+    def too_large(self) -> bool:
+        """Whether the call was refused for its size."""
+        text = self.message.lower()
+        return any(words in text for words in _TOO_LARGE)
+
+    @property
+    def transient(self) -> bool:
+        """Whether a retry may succeed."""
+        if self.permanent:
+            return False
+        if self.status is None:
+            return True
+        if self.status is temporal_service.RPCStatusCode.RESOURCE_EXHAUSTED and self.too_large:
+            return False
+        return self.status in _TRANSIENT
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    transition: transitions.Transition
+    handed_off: asyncio.Future[None]
+    submitted: float
+    """``time.monotonic()`` at submit."""
 
 
 @dataclass(slots=True)
 class _Lane:
-    pending: list[tuple[transitions.Transition, asyncio.Future[None]]] = field(default_factory=list)
+    pending: list[_Item] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+
+
+def estimated_bytes(transition: transitions.Transition) -> int:
+    """An upper bound of ``transition``'s size in a Temporal payload (JSON, worst case)."""
+    characters = sum(len(name) + len(value) for name, value in transition.labels.items())
+    characters += sum(len(name) + len(text) for name, text in transition.annotations.items())
+    return _OVERHEAD_BYTES + _ESCAPED * characters
 
 
 class TemporalSender:
@@ -159,6 +219,7 @@ class Dispatcher:
         max_in_flight: int = 32,
         max_pending: int = 10_000,
         max_batch: int = 100,
+        max_batch_bytes: int = 1024 * 1024,
         backoff: Backoff | None = None,
     ) -> None:
         """Dispatch through ``sender``.
@@ -168,7 +229,9 @@ class Dispatcher:
             metrics: where to count calls and their durations.
             max_in_flight: calls running at once.
             max_pending: transitions queued before ``submit`` waits (back-pressure).
-            max_batch: transitions per call at most (stays far below Temporal's payload limit).
+            max_batch: transitions per call at most.
+            max_batch_bytes: estimated bytes per call at most (a single transition goes
+                alone whatever its size); Temporal refuses payloads over about 2 MB.
             backoff: delays between retries of a failed call.
         """
         self._send = sender
@@ -176,6 +239,7 @@ class Dispatcher:
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._room = asyncio.Semaphore(max_pending)
         self._max_batch = max_batch
+        self._max_batch_bytes = max_batch_bytes
         self._backoff = backoff or Backoff()
         self._lanes: dict[resources.ResourceKey, _Lane] = {}
         self._closed = False
@@ -184,6 +248,14 @@ class Dispatcher:
     def pending(self) -> int:
         """Transitions submitted and not yet handed off."""
         return sum(len(lane.pending) for lane in self._lanes.values())
+
+    def oldest_pending(self) -> timedelta | None:
+        """How long the oldest transition not yet handed off has waited; ``None`` if none."""
+        oldest = min(
+            (lane.pending[0].submitted for lane in self._lanes.values() if lane.pending),
+            default=None,
+        )
+        return None if oldest is None else timedelta(seconds=time.monotonic() - oldest)
 
     async def submit(self, transition: transitions.Transition) -> asyncio.Future[None]:
         """Queue ``transition``; the returned future completes once Temporal accepted it.
@@ -196,7 +268,7 @@ class Dispatcher:
         handed_off: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         handed_off.add_done_callback(lambda _: self._room.release())
         lane = self._lanes.setdefault(transition.resource, _Lane())
-        lane.pending.append((transition, handed_off))
+        lane.pending.append(_Item(transition, handed_off, time.monotonic()))
         if lane.task is None or lane.task.done():
             lane.task = asyncio.create_task(self._drain(transition.resource, lane))
         return handed_off
@@ -209,42 +281,86 @@ class Dispatcher:
         Raises:
             DispatchTimeoutError: not all were accepted within ``deadline``; they stay
                 queued and will still be delivered, so a retry by the source is a no-op.
-            DispatchRejectedError: Temporal rejected a call for good.
+            DispatchRejectedError: Temporal rejected some for good; ``refused`` lists
+                them, once every other one was accepted.
         """
-        futures = [await self.submit(transition) for transition in batch]
+        sent = list(batch)
+        futures = [await self.submit(transition) for transition in sent]
         if not futures:
             return
-        gathered = asyncio.gather(*futures)
+        gathered = asyncio.gather(*futures, return_exceptions=True)
         try:
             if deadline is None:
-                await gathered
+                outcomes = await gathered
             else:
-                await asyncio.wait_for(asyncio.shield(gathered), deadline.total_seconds())
+                waited = deadline.total_seconds()
+                outcomes = await asyncio.wait_for(asyncio.shield(gathered), waited)
         except TimeoutError:
             raise DispatchTimeoutError(
                 f"Temporal did not accept {len(futures)} transition(s) within "
                 f"{deadline.total_seconds() if deadline else 0:.0f} s"
             ) from None
+        failed = [
+            (transition, outcome)
+            for transition, outcome in zip(sent, outcomes, strict=True)
+            if isinstance(outcome, BaseException)
+        ]
+        if failed:
+            raise DispatchRejectedError(
+                str(failed[0][1]), refused=[transition for transition, _ in failed]
+            )
 
     async def _drain(self, resource: resources.ResourceKey, lane: _Lane) -> None:
         while lane.pending:
-            batch = lane.pending[: self._max_batch]
+            batch = self._next_batch(lane.pending)
             async with self._in_flight:
-                outcome = await self._deliver(resource, [item for item, _ in batch])
+                outcomes = await self._deliver_all(resource, [item.transition for item in batch])
             del lane.pending[: len(batch)]
-            for _, future in batch:
-                if future.done():
+            for item, outcome in zip(batch, outcomes, strict=True):
+                if item.handed_off.done():
                     continue
                 if outcome is None:
-                    future.set_result(None)
+                    item.handed_off.set_result(None)
                 else:
-                    future.set_exception(outcome)
+                    item.handed_off.set_exception(outcome)
         if self._lanes.get(resource) is lane and not lane.pending:
             del self._lanes[resource]
 
+    def _next_batch(self, pending: list[_Item]) -> list[_Item]:
+        """The oldest pending items that fit one call (at least one)."""
+        size = 0
+        count = 0
+        for item in pending[: self._max_batch]:
+            size += estimated_bytes(item.transition)
+            if count and size > self._max_batch_bytes:
+                break
+            count += 1
+        return pending[:count]
+
+    async def _deliver_all(
+        self, resource: resources.ResourceKey, batch: list[transitions.Transition]
+    ) -> list[DispatchError | None]:
+        """Deliver ``batch``; one outcome per transition (split when refused for its size)."""
+        failure = await self._deliver(resource, batch)
+        if failure is None:
+            return [None] * len(batch)
+        if len(batch) > 1 and failure.too_large:
+            log.warning("dispatch_split", resource=resource, transitions=len(batch))
+            outcomes: list[DispatchError | None] = []
+            for transition in batch:
+                alone = await self._deliver(resource, [transition])
+                outcomes.append(None if alone is None else self._rejected(resource, alone))
+            return outcomes
+        return [self._rejected(resource, failure)] * len(batch)
+
+    @staticmethod
+    def _rejected(resource: resources.ResourceKey, failure: _Failure) -> DispatchRejectedError:
+        return DispatchRejectedError(f"Temporal rejected {resource}: {failure.message}")
+
     async def _deliver(
         self, resource: resources.ResourceKey, batch: list[transitions.Transition]
-    ) -> DispatchError | None:
+    ) -> _Failure | None:
+        """Deliver ``batch`` in one call, retrying transient failures; the permanent one."""
         delays = iter(self._backoff.delays())
         while True:
             started = time.perf_counter()
@@ -252,16 +368,16 @@ class Dispatcher:
             if failure is None:
                 self._count("ok", started)
                 return None
-            if failure.status is not None and failure.status not in _TRANSIENT:
+            if not failure.transient:
                 self._count("rejected", started)
                 log.error(
                     "dispatch_rejected",
                     resource=resource,
-                    status=failure.status.name,
+                    status=failure.status.name if failure.status is not None else None,
                     error=failure.message,
                     transitions=len(batch),
                 )
-                return DispatchRejectedError(f"Temporal rejected {resource}: {failure.message}")
+                return failure
             self._count("retried", started)
             log.warning(
                 "dispatch_retry",
@@ -280,6 +396,8 @@ class Dispatcher:
             return _Failure(status=exc.status, message=exc.message)
         except RuntimeError as exc:  # the client's own "connection failed" errors
             return _Failure(status=None, message=str(exc))
+        except Exception as exc:  # noqa: BLE001 - e.g. a payload that cannot be encoded
+            return _Failure(status=None, message=f"{type(exc).__name__}: {exc}", permanent=True)
         return None
 
     def _count(self, outcome: str, started: float) -> None:

@@ -241,6 +241,7 @@ def _build_app(
         return None if rules else "no rules loaded"
 
     readiness["rules"] = rules_loaded
+    readiness["dispatch"] = ingest.dispatch_problem
     app = server.create_app(
         metrics=metrics,
         readiness=readiness,

@@ -314,6 +314,11 @@ class DispatchSettings(_Group):
         default=timedelta(seconds=10),
         description="how long a webhook waits for Temporal before answering 503",
     )
+    stall_after: Duration = pydantic.Field(
+        default=timedelta(minutes=1),
+        description="/readyz says not ready while a transition has waited longer than this "
+        "for Temporal",
+    )
 
 
 class IngestSettings(_Group):
@@ -323,6 +328,18 @@ class IngestSettings(_Group):
         default=timedelta(minutes=1),
         description="how far an event's time may be ahead of its receive time; "
         "beyond it a webhook answers 400 and a Kafka message is dead-lettered",
+    )
+    max_value_length: int = pydantic.Field(
+        default=2048,
+        ge=64,
+        description="characters of one label or annotation value a transition carries; "
+        "a longer one is cut, with a marker saying how much",
+    )
+    max_labels: int = pydantic.Field(
+        default=64,
+        ge=4,
+        description="labels one transition carries; the rest are left out and counted in "
+        "the label homeostat_dropped_labels",
     )
 
 

@@ -7,6 +7,7 @@ twice yields the same ids, and a replayed transition is a no-op in the workflow.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -38,6 +39,63 @@ def episode_id(
         raise ValueError("started_at must be timezone-aware")
     stamp = started_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     return resources.EpisodeId(f"{rule}/{resource}/{stamp}")
+
+
+DROPPED_LABELS = "homeostat_dropped_labels"
+"""The label that says how many labels a transition left out (``Bounds.max_labels``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bounds:
+    """How much of an event's labels and annotations a transition carries.
+
+    A transition travels in a Temporal signal and stays in its resource workflow's state
+    while the episode is open; Temporal refuses payloads over about 2 MB and gRPC messages
+    over 4 MB. So every value is cut to ``max_value_length`` characters with a marker that
+    says how much was cut, and past ``max_labels`` labels the rest are left out (the rule's
+    own labels and ``alertname`` always stay), counted in ``homeostat_dropped_labels``.
+    A label whose name is longer than ``max_name_length`` is left out the same way.
+
+    Attributes:
+        max_value_length: characters of one label or annotation value.
+        max_labels: labels of one transition.
+        max_name_length: characters of one label name.
+    """
+
+    max_value_length: int = 2048
+    max_labels: int = 64
+    max_name_length: int = 128
+
+    def labels(self, labels: Mapping[str, str], *, keep: Collection[str] = ()) -> dict[str, str]:
+        """``labels`` within these bounds, in their order; the names in ``keep`` stay."""
+        named = [
+            name for name in labels if name in keep or len(name) <= self.max_name_length
+        ]
+        room = self.max_labels - sum(1 for name in named if name in keep)
+        others = len(named) - (self.max_labels - room)
+        if others > room or len(named) < len(labels):
+            room -= 1  # one for the count of labels left out
+        kept: dict[str, str] = {}
+        for name in named:
+            if name not in keep:
+                if room <= 0:
+                    continue
+                room -= 1
+            kept[name] = self.value(labels[name])
+        if len(kept) < len(labels):
+            kept[DROPPED_LABELS] = str(len(labels) - len(kept))
+        return kept
+
+    def annotations(self, annotations: Mapping[str, str]) -> dict[str, str]:
+        """``annotations`` with every value within ``max_value_length``."""
+        return {name: self.value(text) for name, text in annotations.items()}
+
+    def value(self, text: str) -> str:
+        """``text``, or its start and a marker saying how many characters were cut."""
+        if len(text) <= self.max_value_length:
+            return text
+        cut = len(text) - self.max_value_length
+        return f"{text[: self.max_value_length]}...[{cut} characters cut]"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -40,7 +40,7 @@ import kafka
 import kafka.errors
 import structlog
 
-from controller import errors
+from controller import dispatch, errors
 from controller.domain import observations
 from controller.ingest import admission, events, forwarding, pipeline
 
@@ -258,7 +258,7 @@ class KafkaSource:
                 times[tp] = latest
         if replayed:
             self._wait(self._submit(self._rebuild_state(replayed)), stop)
-        handoff = self._submit(self._pipe.ingest(live, admitted=True)) if live else None
+        handoff = self._submit(self._hand_off(live)) if live else None
         self._settle(stop)
         last = {tp: records[-1] for tp, records in polled.items() if records}
         self._in_flight = _InFlight(
@@ -342,6 +342,17 @@ class KafkaSource:
         except kafka.errors.KafkaError:
             return False
         return position is not None and position >= highwater
+
+    async def _hand_off(self, batch: list[observations.Observation]) -> None:
+        """Evaluate ``batch`` and wait for its transitions to be handed off.
+
+        A transition Temporal refused for good (it was logged, counted and undone in the
+        engine) does not stop the stream: nothing a retry of the batch could change.
+        """
+        try:
+            await self._pipe.ingest(batch, admitted=True)
+        except dispatch.DispatchRejectedError as exc:
+            log.warning("kafka_handoff_refused", transitions=len(exc.refused), error=str(exc))
 
     async def _rebuild_state(self, batch: list[observations.Observation]) -> None:
         self._pipe.evaluate(batch)

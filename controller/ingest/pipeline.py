@@ -43,6 +43,9 @@ class Engine(Protocol):
     def stats(self) -> Mapping[str, int]:
         """Observations ignored so far, by reason (``late``, ``duplicate`` ...)."""
 
+    def revert(self, refused: Sequence[transitions.Transition]) -> None:
+        """Undo the episodes whose ``fired`` Temporal refused."""
+
 
 class Counters(Protocol):
     """The counters the pipeline reports to (``observability.metrics.Metrics`` fits)."""
@@ -209,7 +212,14 @@ class Pipeline:
     async def send(
         self, found: Sequence[transitions.Transition], *, deadline: timedelta | None = None
     ) -> None:
-        """Dispatch transitions that the caller computed, counting them."""
+        """Dispatch transitions that the caller computed, counting them.
+
+        A transition Temporal refused for good does not stay in the engine: its episode is
+        undone (``Engine.revert``), so the sender's retry of the same event starts it again.
+
+        Raises:
+            dispatch.DispatchError: not handed off (see ``Dispatcher.dispatch``).
+        """
         for transition in found:
             log.info(
                 "transition",
@@ -222,4 +232,8 @@ class Pipeline:
                 self._metrics.transitions.labels(
                     rule=transition.rule, kind=transition.kind.value
                 ).inc()
-        await self.dispatcher.dispatch(found, deadline=deadline)
+        try:
+            await self.dispatcher.dispatch(found, deadline=deadline)
+        except dispatch.DispatchRejectedError as exc:
+            self.engine.revert(exc.refused)
+            raise

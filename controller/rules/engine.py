@@ -132,9 +132,18 @@ class _Runtime:
         "tracked",
     )
 
-    def __init__(self, rule: model.Rule, *, revision: str, silenced: episodes.Silenced) -> None:
+    def __init__(
+        self,
+        rule: model.Rule,
+        *,
+        revision: str,
+        silenced: episodes.Silenced,
+        bounds: transitions.Bounds,
+    ) -> None:
         self.rule = rule
-        self.episodes = episodes.Episodes(rule, revision=revision, silenced=silenced)
+        self.episodes = episodes.Episodes(
+            rule, revision=revision, silenced=silenced, bounds=bounds
+        )
         self.prometheus = (
             alerts.PrometheusAlerts(rule) if rule.family is model.Family.PROMETHEUS else None
         )
@@ -194,6 +203,7 @@ class Engine:
         *,
         clock: Clock | None = None,
         on_drop: OnDrop | None = None,
+        bounds: transitions.Bounds | None = None,
     ) -> None:
         """Start with no state.
 
@@ -202,9 +212,11 @@ class Engine:
             clock: "now" for ``replace_rules``; without one, the newest time the engine was
                 fed (keeping the engine deterministic).
             on_drop: told of every dropped observation (to log it).
+            bounds: how much of labels and annotations a transition carries.
         """
         self._clock = clock
         self._on_drop = on_drop
+        self._bounds = bounds or transitions.Bounds()
         self._now: datetime | None = None
         self._ticked: datetime | None = None
         """The latest ``tick``: every source was read up to it (a trusted "now")."""
@@ -248,7 +260,9 @@ class Engine:
         for name, rule in rule_set.rules.items():
             runtime = keep.get(name)
             if runtime is None:
-                runtime = _Runtime(rule, revision=revision, silenced=self._silenced)
+                runtime = _Runtime(
+                    rule, revision=revision, silenced=self._silenced, bounds=self._bounds
+                )
             else:
                 runtime.retarget(rule, revision=revision)
             runtimes[name] = runtime
@@ -400,6 +414,27 @@ class Engine:
         for runtime in self._runtimes.values():
             out += runtime.episodes.advance(now)
         return out
+
+    def revert(self, refused: Iterable[transitions.Transition]) -> None:
+        """Undo the ``fired`` transitions in ``refused``: Temporal refused their hand-off.
+
+        Each episode is forgotten with the state of the conditions that started it, so the
+        same event sent again (the sender's retry) starts it again instead of finding it
+        already firing. A refused ``resolved`` cannot be undone here; it is only reported.
+        """
+        for transition in refused:
+            if transition.kind is not transitions.TransitionKind.FIRED:
+                continue
+            runtime = self._runtimes.get(transition.rule)
+            if runtime is None:
+                continue
+            for key in runtime.episodes.forget(transition.episode):
+                runtime.tracked.pop(key, None)
+                runtime.due.discard(key)
+                if runtime.prometheus is not None:
+                    runtime.prometheus.active.pop(key, None)
+                if runtime.alertmanager is not None:
+                    runtime.alertmanager.active.pop(key, None)
 
     # --- queries ---------------------------------------------------------------------------
 

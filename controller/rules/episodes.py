@@ -48,13 +48,21 @@ class _Held:
 class Episodes:
     """The episodes of one rule, by resource."""
 
-    __slots__ = ("_held", "_last_start", "_silenced", "open", "revision", "rule")
+    __slots__ = ("_bounds", "_held", "_last_start", "_silenced", "open", "revision", "rule")
 
-    def __init__(self, rule: model.Rule, *, revision: str, silenced: Silenced) -> None:
-        """No episode yet."""
+    def __init__(
+        self,
+        rule: model.Rule,
+        *,
+        revision: str,
+        silenced: Silenced,
+        bounds: transitions.Bounds | None = None,
+    ) -> None:
+        """No episode yet; an episode keeps its labels and annotations within ``bounds``."""
         self.rule = rule
         self.revision = revision
         self._silenced = silenced
+        self._bounds = bounds or transitions.Bounds()
         self.open: dict[resources.ResourceKey, Episode] = {}
         self._held: dict[resources.ResourceKey, _Held] = {}
         self._last_start: dict[resources.ResourceKey, datetime] = {}
@@ -96,6 +104,20 @@ class Episodes:
         if episode.members:
             return []
         return self.close(change.resource, change.at)
+
+    def forget(self, episode_id: resources.EpisodeId) -> set[alerts.AlertKey]:
+        """Undo the start of ``episode_id`` (its ``fired`` was refused); its alerts' keys.
+
+        The episode is gone as if it never started, so the next event that makes its
+        condition true starts it again.
+        """
+        for resource, episode in list(self.open.items()):
+            if episode.id == episode_id:
+                del self.open[resource]
+                if self._last_start.get(resource) == episode.started_at:
+                    del self._last_start[resource]
+                return episode.members
+        return set()
 
     def close(self, resource: resources.ResourceKey, at: datetime) -> list[transitions.Transition]:
         """End the open episode of ``resource`` at ``at``."""
@@ -149,12 +171,14 @@ class Episodes:
         annotations: Mapping[str, str],
         members: set[alerts.AlertKey],
     ) -> list[transitions.Transition]:
+        keep = {name for name, _ in self.rule.labels} | {"alertname"}
+        labels = self._bounds.labels(labels, keep=keep)
         episode = Episode(
             id=transitions.episode_id(rule=self.rule.name, resource=resource, started_at=at),
             resource=resource,
             started_at=at,
             labels=labels,
-            annotations=annotations,
+            annotations=self._bounds.annotations(annotations),
             members=set(members),
         )
         self.open[resource] = episode
