@@ -290,7 +290,9 @@ class Engine:
         for name in names:
             rule = self._rule_set.rules.get(name)
             if rule is not None and name in self._runtimes:
-                self._runtimes[name] = _Runtime(rule, revision=revision, silenced=self._silenced)
+                self._runtimes[name] = _Runtime(
+                    rule, revision=revision, silenced=self._silenced, bounds=self._bounds
+                )
         self._index = _Index(self._runtimes.values())
 
     def silence(self, silence: model.Silence) -> None:
