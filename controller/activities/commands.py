@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import CancelledError
@@ -283,4 +284,16 @@ class CommandActivities:
                 stdout=finished.stdout,
                 stderr=finished.stderr,
                 log_ref=finished.log_ref,
+                stdout_json=_json_document(finished.stdout),
             )
+
+
+def _json_document(text: str) -> Any:
+    """``text`` parsed when it is one JSON object or array, else ``None``."""
+    if not text.lstrip().startswith(("{", "[")):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict | list) else None

@@ -228,6 +228,7 @@ def _raw_step_problems(
         step_id = step.get("id") or f"step_{index + 1}"
         if step_id in ids:
             found.append(source_map.error((*path, index, "id"), f"duplicate step id {step_id!r}"))
+        found += _step_reference_problems(step, (*path, index), source_map, earlier=ids)
         ids.add(step_id)
         if isinstance(step.get("when"), str) and step["when"]:
             found += _cel_problems(step["when"], (*path, index, "when"), source_map, allowed)
@@ -242,6 +243,39 @@ def _raw_step_problems(
             found += _raw_step_problems(
                 fan.get("steps"), (*path, index, "for_each", "steps"), source_map, in_for_each=True
             )
+    return found
+
+
+def _step_reference_problems(
+    step: dict[str, Any],
+    path: sourcemap.Path,
+    source_map: sourcemap.SourceMap,
+    *,
+    earlier: set[str],
+) -> list[errors.RuleFileError]:
+    """``{{ steps.ID... }}`` in a step must name an earlier step of its own list."""
+    found: list[errors.RuleFileError] = []
+    own = {key: value for key, value in step.items() if key != "for_each"}
+    fan = step.get("for_each")
+    if isinstance(fan, dict):
+        own["for_each"] = {key: value for key, value in fan.items() if key != "steps"}
+    for where, text in _strings(own, path):
+        if _is_cel(where):
+            continue
+        try:
+            refs = templates.references(text)
+        except templates.TemplateError:
+            continue  # reported by _template_problems
+        for ref in refs:
+            named = ref.name.split(".", 1)[0]
+            if ref.root == "steps" and named not in earlier:
+                found.append(
+                    source_map.error(
+                        where,
+                        f"{{{{ steps.{ref.name} }}}}: {named!r} is not an earlier step of this "
+                        f"list (earlier: {', '.join(sorted(earlier)) or 'none'})",
+                    )
+                )
     return found
 
 
@@ -283,6 +317,10 @@ def _template_problems(
                 )
             if ref.root == "item" and "for_each" not in where:
                 found.append(source_map.error(where, "{{ item }} is only defined inside for_each"))
+            if ref.root == "steps" and "steps" not in where:
+                found.append(
+                    source_map.error(where, "{{ steps.ID }} is only defined in steps, not here")
+                )
     return found
 
 

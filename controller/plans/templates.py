@@ -3,8 +3,13 @@
 A plan writes ``{{ labels.instance }}`` (or ``{{ $labels.instance }}``, as in rule files),
 ``{{ annotations.summary }}``, ``{{ vars.service }}``, ``{{ item }}`` (inside
 ``for_each``), ``{{ resource }}``, ``{{ resource.kind }}``, ``{{ resource.name }}``,
-``{{ episode }}``, ``{{ rule }}`` and ``{{ severity }}``. There are no functions, filters or
-loops. The loader checks every reference; the remediation workflow substitutes them into
+``{{ episode }}``, ``{{ rule }}``, ``{{ severity }}`` and, in a step, what an earlier step
+of its list gave: ``{{ steps.ID.ok }}``, ``{{ steps.ID.outcome }}``,
+``{{ steps.ID.output.KEY.KEY }}``. There are no functions, filters or loops. A string that
+is one reference to a step's output takes that value as it is (an object, a list, a
+number) in structured inputs (``render_data``); inside text, such a value is JSON.
+
+The loader checks every reference; the remediation workflow substitutes them into
 structured values (extra vars, environment variables, JSON fields, PromQL string literals
 with escaping, percent-encoded URL parts), never into a command line.
 
@@ -13,6 +18,7 @@ Pure standard library: the workflow sandbox imports this module.
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -21,10 +27,13 @@ from typing import Any
 
 _FIELD = re.compile(r"\{\{\s*(?P<expr>.*?)\s*\}\}", re.DOTALL)
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_KEY = r"[A-Za-z0-9_][A-Za-z0-9_-]*"
 _REF = re.compile(
     rf"^\$?(?P<root>labels|annotations|vars)\.(?P<name>{_NAME})$"
     r"|^(?P<simple>item|resource|resource\.kind|resource\.name|episode|rule|severity)$"
+    rf"|^steps\.(?P<step>{_NAME}\.(?:ok|outcome|output(?:\.{_KEY})*))$"
 )
+_WHOLE = re.compile(r"^\{\{[^{}]*\}\}$")
 SIMPLE = ("item", "resource", "resource.kind", "resource.name", "episode", "rule", "severity")
 
 
@@ -42,7 +51,10 @@ class TemplateError(ValueError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reference:
-    """One ``{{ }}`` field: ``root`` is ``labels``, ``vars``, ``item`` ...; ``name`` its key."""
+    """One ``{{ }}`` field: ``root`` is ``labels``, ``vars``, ``item`` ...; ``name`` its key.
+
+    For ``steps``, ``name`` is the path below it: ``provision.output.json.address``.
+    """
 
     root: str
     name: str = ""
@@ -61,6 +73,8 @@ class Scope:
     rule: str = ""
     severity: str = ""
     item: str | None = None
+    steps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Earlier steps of the list by id: ``{"ok": bool, "outcome": str, "output": {...}}``."""
 
 
 def references(text: str) -> list[Reference]:
@@ -79,9 +93,13 @@ def references(text: str) -> list[Reference]:
             raise TemplateError(
                 match.start("expr"),
                 f"unsupported reference {{{{ {expr} }}}}: plans substitute only labels.NAME, "
-                "annotations.NAME, vars.NAME, " + ", ".join(SIMPLE) + "; they never run code",
+                "annotations.NAME, vars.NAME, " + ", ".join(SIMPLE) + ", steps.ID.ok, "
+                "steps.ID.outcome, steps.ID.output.KEY; they never run code",
             )
-        if ref.group("simple"):
+        if ref.group("step"):
+            step = Reference(root="steps", name=ref.group("step"), offset=match.start("expr"))
+            found.append(step)
+        elif ref.group("simple"):
             found.append(Reference(root=ref.group("simple"), offset=match.start("expr")))
         else:
             found.append(
@@ -100,8 +118,18 @@ def _check_literal(text: str, start: int, end: int) -> None:
         raise TemplateError(opening, "'{{' is never closed with '}}'")
 
 
-def lookup(ref: Reference, scope: Scope) -> str | None:
-    """The value ``ref`` stands for in ``scope``, or ``None`` when it is missing."""
+def lookup(ref: Reference, scope: Scope) -> Any:
+    """The value ``ref`` stands for in ``scope``, or ``None`` when it is missing.
+
+    Every root gives a string, except ``steps``, which gives the step's value as it is.
+    """
+    if ref.root == "steps":
+        found: Any = scope.steps
+        for key in ref.name.split("."):
+            if not isinstance(found, Mapping) or key not in found:
+                return None
+            found = found[key]
+        return found
     if ref.root in {"labels", "annotations", "vars"}:
         table: Mapping[str, str] = getattr(scope, ref.root)
         return table.get(ref.name)
@@ -150,15 +178,30 @@ def render(
             if strict:
                 raise TemplateError(ref.offset, f"{_show(ref)} has no value for this episode")
             value = ""
-        out.append(escape(value))
+        out.append(escape(value if isinstance(value, str) else _json(value)))
         position = match.end()
     out.append(text[position:])
     return "".join(out)
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
 def render_data(value: Any, scope: Scope) -> Any:
-    """``render`` (strict) applied to every string inside a JSON-like value."""
+    """``render`` (strict) applied to every string inside a JSON-like value.
+
+    A string that is exactly one reference to a step's output becomes that value itself,
+    so objects, lists and numbers pass from step to step as structured values.
+    """
     if isinstance(value, str):
+        if _WHOLE.match(value.strip()):
+            refs = references(value)
+            if refs and refs[0].root == "steps":
+                found = lookup(refs[0], scope)
+                if found is None:
+                    raise TemplateError(refs[0].offset, f"{_show(refs[0])} has no value")
+                return found
         return render(value, scope)
     if isinstance(value, Mapping):
         return {key: render_data(item, scope) for key, item in value.items()}

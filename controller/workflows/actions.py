@@ -22,6 +22,8 @@ with workflow.unsafe.imports_passed_through():
     from controller.workflows import remediation_io, scaling, telemetry
 
 T = TypeVar("T")
+Results = Mapping[str, remediation_io.StepRecord]
+"""Earlier steps of a list by id, as ``when`` conditions and templates see them."""
 _SHORT = 500
 _DEFAULT_TIMEOUTS: Mapping[str, timedelta] = {
     "playbook": timedelta(minutes=30),
@@ -54,6 +56,14 @@ def succeeded(summary: str, **output: Any) -> Done:
     return Done(outcome=remediation_io.StepOutcome.SUCCEEDED, summary=summary, output=output)
 
 
+def step_values(results: Results) -> dict[str, dict[str, Any]]:
+    """Each earlier step as ``{"ok", "outcome", "output"}``: what ``steps.ID`` means."""
+    return {
+        name: {"ok": record.ok, "outcome": record.outcome.value, "output": dict(record.output)}
+        for name, record in results.items()
+    }
+
+
 class Env:
     """What the steps of one episode share: its input, variables and what it produced."""
 
@@ -71,8 +81,8 @@ class Env:
         self.ticket_url = ""
         self.scaler = request.scaler
 
-    def scope(self, item: str | None) -> templates.Scope:
-        """The values ``{{ }}`` references see."""
+    def scope(self, item: str | None, results: Results | None = None) -> templates.Scope:
+        """The values ``{{ }}`` references see (``results``: earlier steps of the list)."""
         return templates.Scope(
             labels=self.fired.labels,
             annotations=self.fired.annotations,
@@ -82,6 +92,7 @@ class Env:
             rule=self.fired.rule,
             severity=self.fired.severity.value,
             item=item,
+            steps=step_values(results or {}),
         )
 
     def context(self, step: str) -> io.ActivityContext:
@@ -115,14 +126,7 @@ class Env:
             "episode": self.request.episode,
             "rule": self.fired.rule,
             "severity": self.fired.severity.value,
-            "steps": {
-                name: {
-                    "ok": record.ok,
-                    "outcome": record.outcome.value,
-                    "output": dict(record.output),
-                }
-                for name, record in results.items()
-            },
+            "steps": step_values(results),
         }
         if item is not None:
             found["item"] = item
@@ -162,9 +166,11 @@ def default_timeout(kind: str) -> timedelta:
     return _DEFAULT_TIMEOUTS.get(kind, timedelta(minutes=5))
 
 
-async def playbook(env: Env, step: spec.PlaybookStep, path: str, item: str | None) -> Done:
+async def playbook(
+    env: Env, step: spec.PlaybookStep, path: str, item: str | None, results: Results
+) -> Done:
     """Run a playbook, then re-run it on the failed hosts as often as the plan allows."""
-    scope = env.scope(item)
+    scope = env.scope(item, results)
     extra_vars = dict(templates.render_data(dict(step.vars), scope))
     extra_vars.update(
         homeostat_resource=env.request.resource,
@@ -192,7 +198,7 @@ async def playbook(env: Env, step: spec.PlaybookStep, path: str, item: str | Non
         default=timeout,
         heartbeat=_PLAYBOOK_HEARTBEAT,
     )
-    results = {result.host: result for result in out.hosts}
+    by_host = {result.host: result for result in out.hosts}
     for attempt in range(1, step.retry_failed_hosts + 1):
         if out.ok or not out.failed_hosts:
             break
@@ -214,12 +220,12 @@ async def playbook(env: Env, step: spec.PlaybookStep, path: str, item: str | Non
             default=timeout,
             heartbeat=_PLAYBOOK_HEARTBEAT,
         )
-        results.update({result.host: result for result in out.hosts})
-    bad = sorted(host for host, result in results.items() if not result.ok)
-    changed = sorted(host for host, result in results.items() if result.changed)
-    _count_hosts(list(results.values()))
+        by_host.update({result.host: result for result in out.hosts})
+    bad = sorted(host for host, result in by_host.items() if not result.ok)
+    changed = sorted(host for host, result in by_host.items() if result.changed)
+    _count_hosts(list(by_host.values()))
     output: dict[str, Any] = {
-        "hosts": len(results),
+        "hosts": len(by_host),
         "failed_hosts": bad,
         "changed_hosts": changed,
         "rc": out.rc,
@@ -230,17 +236,17 @@ async def playbook(env: Env, step: spec.PlaybookStep, path: str, item: str | Non
         output["attempts"] = out.attempt
         output["retried_hosts"] = sorted(out.ran)
     if bad or not out.ok:
-        first = results[bad[0]] if bad else None
+        first = by_host[bad[0]] if bad else None
         why = (
             f": {first.host} {first.failed_task or 'unreachable'} {first.message}"[:_SHORT]
             if first
             else ""
         )
         return failed(
-            f"{step.playbook} failed on {len(bad)} of {len(results)} hosts{why}", **output
+            f"{step.playbook} failed on {len(bad)} of {len(by_host)} hosts{why}", **output
         )
     return succeeded(
-        f"{step.playbook} ok on {len(results)} hosts, {len(changed)} changed", **output
+        f"{step.playbook} ok on {len(by_host)} hosts, {len(changed)} changed", **output
     )
 
 
@@ -254,9 +260,11 @@ def _count_hosts(results: list[io.HostResult]) -> None:
     telemetry.playbook_hosts("ok", len(results) - unreachable - failed_hosts - changed)
 
 
-async def command(env: Env, step: spec.CommandStep, path: str, item: str | None) -> Done:
+async def command(
+    env: Env, step: spec.CommandStep, path: str, item: str | None, results: Results
+) -> Done:
     """Run a command; values arrive as environment variables, never in its argv."""
-    scope = env.scope(item)
+    scope = env.scope(item, results)
     request = io.RunCommandInput(
         context=env.context(path),
         argv=step.argv,
@@ -268,12 +276,14 @@ async def command(env: Env, step: spec.CommandStep, path: str, item: str | None)
     out = await call(
         io.RUN_COMMAND, request, io.RunCommandOutput, step, default=default_timeout("command")
     )
-    output = {
+    output: dict[str, Any] = {
         "exit_code": out.exit_code,
         "stdout": out.stdout[-_SHORT:],
         "stderr": out.stderr[-_SHORT:],
         "log_ref": out.log_ref,
     }
+    if out.stdout_json is not None:
+        output["json"] = out.stdout_json
     if not out.ok:
         return failed(f"{step.argv[0]} exited with {out.exit_code}", **output)
     return succeeded(f"{step.argv[0]} exited with {out.exit_code}", **output)
@@ -292,10 +302,12 @@ def resolve_request(http: spec.HttpRequest, scope: templates.Scope) -> spec.Http
     )
 
 
-async def http(env: Env, step: spec.HttpStep, path: str, item: str | None) -> Done:
+async def http(
+    env: Env, step: spec.HttpStep, path: str, item: str | None, results: Results
+) -> Done:
     """Make one HTTP request."""
     request = io.HttpCallInput(
-        context=env.context(path), request=resolve_request(step.request, env.scope(item))
+        context=env.context(path), request=resolve_request(step.request, env.scope(item, results))
     )
     out = await call(
         io.HTTP_CALL, request, io.HttpCallOutput, step, default=default_timeout("http")
@@ -317,7 +329,7 @@ async def verify(
     heartbeat = step.interval + timedelta(seconds=30)
     out: io.VerifyOutput
     if step.promql:
-        query = templates.render_promql(step.promql, env.scope(item))
+        query = templates.render_promql(step.promql, env.scope(item, results))
         request_promql = io.VerifyPromqlInput(
             context=env.context(path), query=query, within=step.within, interval=step.interval
         )
@@ -335,7 +347,7 @@ async def verify(
             context=env.context(path),
             expression=step.cel,
             variables=env.cel_variables(results, item),
-            http=resolve_request(step.http, env.scope(item)) if step.http else None,
+            http=resolve_request(step.http, env.scope(item, results)) if step.http else None,
             within=step.within,
             interval=step.interval,
         )
@@ -349,9 +361,11 @@ async def verify(
     return failed(f"did not hold within {step.within}: {what}"[:_SHORT], **output)
 
 
-async def page(env: Env, step: spec.PageStep, path: str, item: str | None) -> Done:
+async def page(
+    env: Env, step: spec.PageStep, path: str, item: str | None, results: Results
+) -> Done:
     """Page with the episode's dedup key (a second page of the episode is the same incident)."""
-    scope = env.scope(item)
+    scope = env.scope(item, results)
     summary = templates.render(step.summary, scope, strict=False) or _default_summary(env)
     links = tuple(
         io.Link(href=href, text=name)
@@ -378,9 +392,11 @@ async def page(env: Env, step: spec.PageStep, path: str, item: str | None) -> Do
     return succeeded(f"paged: {summary}"[:_SHORT], dedup_key=env.page_dedup_key, status=out.status)
 
 
-async def ticket(env: Env, step: spec.TicketStep, path: str, item: str | None) -> Done:
+async def ticket(
+    env: Env, step: spec.TicketStep, path: str, item: str | None, results: Results
+) -> Done:
     """Open the episode's ticket, or find the one opened before (by its episode label)."""
-    scope = env.scope(item)
+    scope = env.scope(item, results)
     summary = templates.render(step.summary, scope, strict=False) or _default_summary(env)
     description = templates.render(step.description, scope, strict=False)
     request = io.TicketCreateInput(
@@ -417,7 +433,9 @@ def _render_loose(value: Mapping[str, Any], scope: templates.Scope) -> dict[str,
     }
 
 
-async def scale(env: Env, step: spec.ScaleStep, path: str, item: str | None) -> Done:
+async def scale(
+    env: Env, step: spec.ScaleStep, path: str, item: str | None, results: Results
+) -> Done:
     """Read the replica count, decide the new one, and set it if it differs."""
     context = env.context(path)
     timeout = default_timeout("scale")
@@ -435,7 +453,7 @@ async def scale(env: Env, step: spec.ScaleStep, path: str, item: str | None) -> 
     elif step.by is not None:
         desired = max(0, current + step.by)
     elif step.policy is not None:
-        query = templates.render_promql(step.policy.metric, env.scope(item))
+        query = templates.render_promql(step.policy.metric, env.scope(item, results))
         sample = await call(
             io.QUERY_METRIC,
             io.QueryMetricInput(context=context, query=query),

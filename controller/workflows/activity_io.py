@@ -332,6 +332,8 @@ class RunCommandOutput:
         stdout: the last ``OUTPUT_TAIL_BYTES`` of standard output.
         stderr: the last ``OUTPUT_TAIL_BYTES`` of standard error.
         log_ref: where the full output is kept, if anywhere.
+        stdout_json: standard output parsed, when it is one JSON object or array (as
+            ``terraform output -json`` or ``kubectl -o json`` print); else ``None``.
     """
 
     ok: bool
@@ -339,6 +341,7 @@ class RunCommandOutput:
     stdout: str = ""
     stderr: str = ""
     log_ref: str = ""
+    stdout_json: Any = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,7 +24,9 @@ with workflow.unsafe.imports_passed_through():
     from controller.workflows import remediation_io as rio
 
 _SPLIT = re.compile(r"[,\s]+")
-_Action = Callable[[actions.Env, Any, str, "str | None"], Awaitable[actions.Done]]
+_Action = Callable[
+    [actions.Env, Any, str, "str | None", actions.Results], Awaitable[actions.Done]
+]
 _ACTIONS: Mapping[str, _Action] = {
     "playbook": actions.playbook,
     "command": actions.command,
@@ -144,7 +146,7 @@ class Runner:
     ) -> actions.Done:
         act = _ACTIONS.get(step.kind)
         if act is not None:
-            return await act(self.env, step, path, item)
+            return await act(self.env, step, path, item, results)
         match step:
             case spec.VerifyStep():
                 await self.hooks.report(rio.ProgressPhase.VERIFYING, path)
@@ -153,17 +155,20 @@ class Runner:
                 finally:
                     await self.hooks.report(rio.ProgressPhase.REMEDIATING, path)
             case spec.ApproveStep():
-                return await self._approve(step, path, item)
+                return await self._approve(step, path, item, results)
             case spec.WaitStep():
                 if await self.hooks.sleep(self.remaining(step.duration)):
                     return actions.succeeded(f"waited {step.duration}")
                 return actions.Done(outcome=rio.StepOutcome.CANCELLED, summary="episode resolved")
             case spec.ForEachStep():
-                return await self._for_each(step, path, item)
+                return await self._for_each(step, path, item, results)
         raise AssertionError(f"unknown step {step!r}")  # pragma: no cover - exhaustive
 
-    async def _approve(self, step: spec.ApproveStep, path: str, item: str | None) -> actions.Done:
-        message = templates.render(step.message, self.env.scope(item), strict=False) or (
+    async def _approve(
+        self, step: spec.ApproveStep, path: str, item: str | None, results: actions.Results
+    ) -> actions.Done:
+        scope = self.env.scope(item, results)
+        message = templates.render(step.message, scope, strict=False) or (
             f"Run plan {self.env.plan.name} on {self.env.request.resource}?"
         )
         answer = await self.hooks.decision(
@@ -184,8 +189,10 @@ class Runner:
             outcome=rio.StepOutcome.DENIED, summary=f"denied by {answer.by}", output=output
         )
 
-    async def _items(self, step: spec.ForEachStep, path: str, item: str | None) -> list[str]:
-        scope = self.env.scope(item)
+    async def _items(
+        self, step: spec.ForEachStep, path: str, item: str | None, results: actions.Results
+    ) -> list[str]:
+        scope = self.env.scope(item, results)
         if step.hosts:
             listed = await actions.call(
                 io.FETCH_INVENTORY,
@@ -199,10 +206,15 @@ class Runner:
             return list(listed.hosts)
         if step.items:
             return [templates.render(each, scope) for each in step.items]
-        return [part for part in _SPLIT.split(templates.render(step.items_from, scope)) if part]
+        listed = templates.render_data(step.items_from, scope)
+        if isinstance(listed, list):  # one reference to an earlier step's list
+            return [str(each) for each in listed]
+        return [part for part in _SPLIT.split(str(listed)) if part]
 
-    async def _for_each(self, step: spec.ForEachStep, path: str, item: str | None) -> actions.Done:
-        items = list(dict.fromkeys(await self._items(step, path, item)))
+    async def _for_each(
+        self, step: spec.ForEachStep, path: str, item: str | None, results: actions.Results
+    ) -> actions.Done:
+        items = list(dict.fromkeys(await self._items(step, path, item, results)))
         gate = asyncio.Semaphore(step.concurrency)
         failures: list[str] = []
 

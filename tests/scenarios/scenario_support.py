@@ -220,6 +220,17 @@ async def completed_steps(temporal: Client, workflow_id: str) -> list[str]:
     return done
 
 
+async def activity_inputs(temporal: Client, workflow_id: str, activity: str) -> list[Any]:
+    """The inputs (as JSON) of every activity of type ``activity`` a workflow scheduled."""
+    history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+    return [
+        json.loads(event.activity_task_scheduled_event_attributes.input.payloads[0].data)
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == activity
+    ]
+
+
 async def activities_run(temporal: Client, workflow_id: str) -> list[str]:
     """The activity types a workflow scheduled, in order, read from its history."""
     history = await temporal.get_workflow_handle(workflow_id).fetch_history()

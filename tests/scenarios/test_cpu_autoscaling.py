@@ -71,7 +71,7 @@ async def test_cpu_breach_scales_out_pages_tickets_and_a_second_breach_in_cooldo
     calls = tmp_path / "kubectl.log"
     monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("KUBECTL_STANDIN_URL", load_generator)
-    monkeypatch.setenv("KUBECTL_STANDIN_LOG", str(calls))
+    monkeypatch.setenv("STANDIN_LOG", str(calls))
     prometheus = prometheus_factory(
         config={
             "global": {"scrape_interval": "1s"},
@@ -95,7 +95,7 @@ async def test_cpu_breach_scales_out_pages_tickets_and_a_second_breach_in_cooldo
         prometheus={"url": prometheus.url},
         paging=support.paging(pagerduty),
         ticketing=support.ticketing(jira),
-        activities={"command_env": ["KUBECTL_STANDIN_URL", "KUBECTL_STANDIN_LOG"]},
+        activities={"command_env": ["KUBECTL_STANDIN_URL", "STANDIN_LOG"]},
     )
     temporal = await support.client(temporal_dev_server.address)
     async with support.running(support.load(config_path)):
