@@ -22,6 +22,7 @@ from controller import dispatch, errors
 from controller import settings as settings_module
 from controller.api import auth as api_auth
 from controller.api import operator as operator_api
+from controller.api import reads as reads_api
 from controller.api import slack as slack_api
 from controller.domain import durations, observations, resources, transitions
 from controller.ingest import (
@@ -37,7 +38,7 @@ from controller.ingest import (
 )
 from controller.ingest import assignment as assignment_module
 from controller.observability import metrics as metrics_module
-from controller.operations import identity, steering
+from controller.operations import identity, links, steering
 from controller.plans import bundle
 from controller.plans import spec as plans_spec
 from controller.plans import watcher as watcher_module
@@ -522,10 +523,15 @@ def operator_routers(
         metrics.unauthenticated_requests.labels(route="operator").inc()
 
     steer = steering.Steering(client, timeout=settings.api.timeout)
-    operator = operator_api.build_router(
-        steer=steer,
-        authenticate=api_auth.authenticator(tokens=tokens, directory=directory, on_refused=refused),
-        metrics=metrics,
+    authenticate = api_auth.authenticator(tokens=tokens, directory=directory, on_refused=refused)
+    operator = operator_api.build_router(steer=steer, authenticate=authenticate, metrics=metrics)
+    reads = reads_api.build_router(
+        client=client,
+        links_to=links.Links(
+            ui_url=settings.temporal.effective_web_ui_url or "",
+            namespace=settings.temporal.namespace,
+        ),
+        authenticate=authenticate,
     )
     slack = slack_api.build_router(
         config=slack_api.SlackInteractions(
@@ -536,4 +542,4 @@ def operator_routers(
         directory=directory,
         metrics=metrics,
     )
-    return [operator, slack]
+    return [operator, reads, slack]

@@ -2,6 +2,7 @@
 
 import asyncio
 import getpass
+import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,26 @@ async def _decision_signals(temporal, episode: str) -> list[str]:
         for event in history.events
         if event.HasField("workflow_execution_signaled_event_attributes")
     ]
+
+
+async def _timeline_as_the_cli_prints_it(http, api_url: str, episode: str, tmp_path) -> None:
+    """GET /v1/episodes/{id} needs a token and serves `homeostat history --json`'s JSON, approval included."""
+    url = f"{api_url}/v1/episodes/{episode}"
+    assert (await http.get(url)).status_code == 401
+    served = await http.get(url, headers=_bearer(MALLORY))
+    assert served.status_code == 200, served.text
+    code, out, err = await cli(
+        "history", episode, "--json", "--config", str(tmp_path / "homeostat.yaml")
+    )
+    assert code == 0, err
+    assert served.json() == json.loads(out)
+    approvals = [
+        entry["details"]
+        for entry in served.json()["entries"]
+        if (entry.get("details") or {}).get("type") == "approval" and entry["details"]["by"]
+    ]
+    assert approvals
+    assert {(a["by"], a["channel"], a["approved"]) for a in approvals} == {("alice", "api", True)}
 
 
 @pytest.mark.timeout(180)
@@ -106,9 +127,10 @@ async def test_approvals_need_a_token_and_an_approver_and_the_cli_goes_through_t
             f"{endpoints.api_url}/v1/episodes/{episode}/deny", json={}, headers=_bearer(ALICE)
         )
         assert again.status_code in {404, 409}, again.text
+        await _timeline_as_the_cli_prints_it(http, endpoints.api_url, episode, tmp_path)
 
         metrics = (await http.get(f"{endpoints.api_url}/metrics")).text
-        assert 'homeostat_unauthenticated_requests_total{route="operator"} 4.0' in metrics
+        assert 'homeostat_unauthenticated_requests_total{route="operator"} 5.0' in metrics
         assert (
             'homeostat_operator_actions_total{action="approve",channel="api",outcome="forbidden"} 1.0'
             in metrics
@@ -128,6 +150,24 @@ async def _unsteerable(http, api_url: str, headers: dict[str, str], temporal) ->
     await temporal.get_workflow_handle("resource/service/orphan").terminate("test over")
     bad_key = await http.post(f"{api_url}/v1/resources/NOT A KEY/pause", headers=headers)
     assert bad_key.status_code == 422
+
+
+async def _listed_and_shown(http, api_url: str, headers: dict[str, str], resource: str) -> None:
+    """GET /v1/resources lists it (filtered by phase), GET /v1/resources/{id} shows it; both need a token."""
+    assert (await http.get(f"{api_url}/v1/resources")).status_code == 401
+    listed = await http.get(f"{api_url}/v1/resources", params={"kind": "service"}, headers=headers)
+    assert listed.status_code == 200, listed.text
+    found = {item["resource"]: item for item in listed.json()["resources"]}
+    assert found[resource]["phase"] == "healthy"
+    paused = await http.get(f"{api_url}/v1/resources", params={"phase": "paused"}, headers=headers)
+    assert resource not in {item["resource"] for item in paused.json()["resources"]}
+    bad = await http.get(f"{api_url}/v1/resources", params={"phase": "asleep"}, headers=headers)
+    assert bad.status_code == 422
+    shown = await http.get(f"{api_url}/v1/resources/{resource}", headers=headers)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["resource"] == resource
+    missing = await http.get(f"{api_url}/v1/resources/service/never-fired", headers=headers)
+    assert missing.status_code == 404
 
 
 @pytest.mark.timeout(180)
@@ -198,6 +238,7 @@ async def test_every_steering_verb_through_the_api_records_the_token_name(
         assert reset.json()["phase"] == "healthy"
 
         await _unsteerable(http, endpoints.api_url, headers, temporal)
+        await _listed_and_shown(http, endpoints.api_url, headers, resource)
 
         code, out, err = await cli(
             "resource", "reset", resource, "--budget", "--config", str(tmp_path / "homeostat.yaml")
