@@ -32,7 +32,7 @@ def test_every_committed_history_replays_through_the_command():
     assert all(line.startswith("OK ") for line in lines), result.output
 
 
-async def _run_command_v2(env, step, path, item):
+async def _run_command_v2(env, step, path, item, results):
     """A deliberately non-deterministic change: the command step calls another activity."""
     return await actions.call(
         "run_command_v2", None, object, step, default=actions.default_timeout("command")
