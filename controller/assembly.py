@@ -438,6 +438,7 @@ def build_ingest(
             rebuild_lookback=settings.prometheus.rebuild_window,
         )
     log.info("rules_loaded", revision=str(rule_set.revision), rules=len(rule_set.rules))
+    warn_at_start(settings, loaded)
     return Ingest(
         settings=settings,
         rules=loaded,
@@ -498,6 +499,77 @@ def rule_group_assignment(
             client_options=kafka_client_options(settings.kafka),
         )
     )
+
+
+_ENDPOINTS = {
+    observations.SourceKind.WEBHOOK: (
+        "/v1/events",
+        "webhooks.bearer_token or webhooks.hmac_secret",
+    ),
+    observations.SourceKind.GITLAB: ("/v1/gitlab", "webhooks.gitlab_token"),
+    observations.SourceKind.ALERTMANAGER: (
+        "/v1/alertmanager",
+        "alertmanager.bearer_token or alertmanager.hmac_secret",
+    ),
+}
+
+
+def warn_at_start(settings: settings_module.Settings, loaded: bundle.Bundle) -> None:
+    """Warn at start about what would quietly do nothing.
+
+    No rule loaded; a webhook that rules read but that refuses every request (no
+    credentials); a plan that pages or opens tickets where paging or ticketing is not set up.
+    """
+    rule_set = loaded.rule_set
+    if not rule_set.rules:
+        log.warning(
+            "no_rules_loaded",
+            rules_dir=str(settings.rules.rules_dir),
+            hint="nothing will fire; put rule files there or set rules.rules_dir",
+        )
+    credentials = {
+        observations.SourceKind.WEBHOOK: webhook_config(settings).events.configured,
+        observations.SourceKind.GITLAB: settings.webhooks.gitlab_token is not None,
+        observations.SourceKind.ALERTMANAGER: webhook_config(settings).alertmanager.configured,
+    }
+    for source, (endpoint, setting) in _ENDPOINTS.items():
+        readers = sorted(name for name, rule in rule_set.rules.items() if rule.source is source)
+        if readers and not credentials[source]:
+            log.warning(
+                "webhook_refuses_everything",
+                endpoint=endpoint,
+                rules=readers,
+                hint=f"no credentials are configured: set {setting}",
+            )
+    sinks = {
+        "page": (
+            settings.paging.routing_key is not None or bool(settings.paging.routing_keys),
+            "paging.routing_key",
+        ),
+        "ticket": (settings.ticketing.url is not None, "ticketing.url"),
+    }
+    for name, plan in sorted(loaded.plans.items()):
+        used = _action_kinds(plan)
+        for kind, (configured, setting) in sinks.items():
+            if kind in used and not configured:
+                log.warning(
+                    "plan_needs_unconfigured_sink",
+                    plan=name,
+                    action=kind,
+                    hint=f"its {kind} actions will fail: set {setting}",
+                )
+
+
+def _action_kinds(plan: plans_spec.Plan) -> set[str]:
+    """Every step kind a plan may run: its steps (inside for_each too) and escalation."""
+    found: set[str] = {level.action.kind for level in plan.escalation}
+    pending: list[plans_spec.Step] = list(plan.steps)
+    while pending:
+        step = pending.pop()
+        found.add(step.kind)
+        if isinstance(step, plans_spec.ForEachStep):
+            pending += step.steps
+    return found
 
 
 def _querier(settings: settings_module.Settings) -> prometheus.Querier:

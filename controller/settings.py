@@ -7,10 +7,12 @@ override the file, and nest with a double underscore (``HOMEOSTAT_TEMPORAL__ADDR
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import types
 import typing
+from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -25,11 +27,11 @@ from controller.domain import durations
 
 
 def _duration(value: Any) -> Any:
-    return durations.parse_duration(value) if isinstance(value, str) else value
+    return durations.coerce(value)
 
 
 Duration = Annotated[timedelta, pydantic.BeforeValidator(_duration)]
-"""A timedelta written as a Prometheus duration (``30s``, ``5m``) or a number of seconds."""
+"""A timedelta written as a Prometheus duration (``30s``, ``5m``); a bare number needs a unit."""
 
 DEFAULT_CONFIG_FILE = Path("homeostat.yaml")
 _ENV_PREFIX = "HOMEOSTAT_"
@@ -620,7 +622,6 @@ class Settings(pydantic_settings.BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     service: ServiceSettings = ServiceSettings()
 
-
     api: ApiSettings = ApiSettings()
     slack: SlackSettings = SlackSettings()
 
@@ -652,6 +653,12 @@ def load(path: Path | None) -> Settings:
     if path is not None:
         source = str(path)
         file_values = _read_yaml(path)
+    typos = unknown_variables(os.environ)
+    if typos:
+        raise errors.ConfigError(
+            "invalid configuration (from HOMEOSTAT_* variables):\n"
+            + "\n".join(f"  {typo}" for typo in typos)
+        )
     try:
         return Settings(**file_values)
     except pydantic.ValidationError as exc:
@@ -709,6 +716,86 @@ def _is_structured(annotation: Any) -> bool:
     return origin in {list, dict, set, tuple} or (
         isinstance(origin, type) and issubclass(origin, pydantic.BaseModel)
     )
+
+
+_NOT_SETTINGS = frozenset({"HOMEOSTAT_API_URL", "HOMEOSTAT_API_TOKEN", "HOMEOSTAT_VARS"})
+"""``HOMEOSTAT_*`` variables that are not settings: the CLI's operator-API options, and the
+JSON of variables a command step gets (with ``HOMEOSTAT_VAR_<NAME>`` each)."""
+_NOT_SETTINGS_PREFIX = "HOMEOSTAT_VAR_"
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Every ``HOMEOSTAT_*`` variable that names no setting, with the closest one that does.
+
+    pydantic-settings ignores a variable that matches no field, so a typo
+    (``HOMEOSTAT_WEBHOOK__BEARER_TOKEN``, ``HOMEOSTAT_HTTP_PORT``) would silently leave a
+    setting at its default; here it is an error. Names are matched as pydantic-settings
+    matches them: case-insensitively, nesting on ``__``, any key inside a mapping.
+    """
+    found: list[str] = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if (
+            not upper.startswith(_ENV_PREFIX)
+            or upper in _NOT_SETTINGS
+            or upper.startswith(_NOT_SETTINGS_PREFIX)
+        ):
+            continue
+        path = upper[len(_ENV_PREFIX) :].lower().split("__")
+        if _names_a_setting(Settings, path):
+            continue
+        candidates = [
+            _ENV_PREFIX + "__".join(parts).upper() for parts in _paths(Settings, [], path)
+        ]
+        closest = difflib.get_close_matches(upper, candidates, n=1, cutoff=0.6)
+        hint = f" (did you mean {closest[0]}?)" if closest else ""
+        found.append(f"{name}: unknown setting{hint}")
+    return found
+
+
+def _model(annotation: Any) -> type[pydantic.BaseModel] | None:
+    bare = _unwrap(annotation)
+    return bare if isinstance(bare, type) and issubclass(bare, pydantic.BaseModel) else None
+
+
+def _names_a_setting(model: type[pydantic.BaseModel], path: list[str]) -> bool:
+    """Whether ``path`` (lower-case parts) names a field of ``model``, or a key of a mapping."""
+    field = model.model_fields.get(path[0])
+    if field is None:
+        return False
+    rest = path[1:]
+    if not rest:
+        return True
+    nested = _model(field.annotation)
+    if nested is not None:
+        return _names_a_setting(nested, rest)
+    bare = _unwrap(field.annotation)
+    if typing.get_origin(bare) is not dict or not rest[0]:
+        return False
+    if len(rest) == 1:
+        return True
+    values = _model(typing.get_args(bare)[1])
+    return values is not None and _names_a_setting(values, rest[1:])
+
+
+def _paths(
+    model: type[pydantic.BaseModel], prefix: list[str], wanted: list[str]
+) -> list[list[str]]:
+    """Every variable path under ``model``; a mapping's key is the one ``wanted`` gives."""
+    found: list[list[str]] = []
+    for name, field in model.model_fields.items():
+        parts = [*prefix, name]
+        found.append(parts)
+        nested = _model(field.annotation)
+        if nested is not None:
+            found += _paths(nested, parts, wanted)
+            continue
+        bare = _unwrap(field.annotation)
+        values = _model(typing.get_args(bare)[1]) if typing.get_origin(bare) is dict else None
+        if values is not None:
+            key = wanted[len(parts)] if len(wanted) > len(parts) else "name"
+            found += _paths(values, [*parts, key], wanted)
+    return found
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

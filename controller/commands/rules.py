@@ -82,7 +82,14 @@ def lint(
     sources = bundle.Sources(
         rules=tuple(found.rules), remediations=found.remediations, playbooks=playbooks_dir
     )
-    problems = list(bundle.check(sources).problems)
+    problems = [
+        errors.RuleFileError(
+            errors.SourcePosition(path=str(path), line=1, column=1), "no such file or folder"
+        )
+        for path in found.rules
+        if not path.exists()
+    ]
+    problems += bundle.check(sources).problems
     for problem in problems:
         typer.echo(str(problem))
     if problems:

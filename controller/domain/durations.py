@@ -1,4 +1,8 @@
-"""Durations written the way Prometheus writes them: ``90s``, ``5m``, ``1h30m``, ``2d``."""
+"""Durations written the way Prometheus writes them: ``90s``, ``5m``, ``1h30m``, ``2d``.
+
+One grammar for rule files, plans and settings (``coerce``): a number needs a unit
+everywhere (``5`` is refused, ``5s`` or ``5m`` says which), except ``0``, as in Prometheus.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +50,31 @@ def parse_duration(text: str) -> timedelta:
             "largest unit first, like 30s, 5m or 1h30m"
         )
     return total
+
+
+def coerce(value: object) -> timedelta:
+    """A duration from a file or an environment variable: text, ``0``, or a ``timedelta``.
+
+    Raises:
+        ValueError: a number other than 0 (it needs a unit), or text that is not a duration.
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        message = f"{value!r} is not a duration: write a number and a unit, like 30s or 5m"
+        raise ValueError(message)  # noqa: TRY004 - pydantic validators report ValueError
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.isdigit() and stripped != "0":
+            raise ValueError(_needs_unit(stripped))
+        return parse_duration(value)
+    if value == 0:
+        return timedelta(0)
+    raise ValueError(_needs_unit(f"{value:g}"))
+
+
+def _needs_unit(number: str) -> str:
+    return f"{number} needs a unit, like {number}s or {number}m"
 
 
 def format_duration(value: timedelta) -> str:

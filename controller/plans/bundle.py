@@ -74,7 +74,11 @@ def fingerprint(sources: Sources) -> str:
 
 
 def check(sources: Sources) -> Checked:
-    """Validate rules, plans and playbooks together, as lint and every load do."""
+    """Validate rules, plans and playbooks together, as lint and every load do.
+
+    A rules folder that does not exist holds no rules (``homeostat up`` warns about that);
+    ``homeostat rules lint`` refuses paths that do not exist before it gets here.
+    """
     try:
         digest = fingerprint(sources)
     except OSError as exc:
@@ -84,13 +88,6 @@ def check(sources: Sources) -> Checked:
         problem = errors.RuleFileError(position, f"cannot read: {exc.strerror or exc}")
         return Checked(bundle=None, problems=(problem,), fingerprint=f"unreadable: {exc}")
     problems: list[errors.RuleFileError] = []
-    missing = [path for path in sources.rules if not path.exists()]
-    problems += [
-        errors.RuleFileError(
-            errors.SourcePosition(path=str(path), line=1, column=1), "no such file or folder"
-        )
-        for path in missing
-    ]
     plans: dict[str, spec.Plan] = {}
     known: set[str] | None = None
     if sources.remediations is not None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pydantic
 
 from controller import errors
-from controller.plans import convert, model, spec, templates
+from controller.plans import convert, model, references, spec, templates
 from controller.rules import expressions, sourcemap
 
 PLAN_SUFFIXES = (".yaml", ".yml")
@@ -132,7 +133,13 @@ def check_text(
         return None, [source_map.error((), "a plan file is a mapping (description, steps ...)")]
     problems = _step_type_problems(data.get("steps"), ("steps",), source_map)
     unknown_keys = {str(problem.position) for problem in problems}
-    problems += _raw_step_problems(data.get("steps"), ("steps",), source_map, in_for_each=False)
+    variables = data.get("variables")
+    where = _Where(
+        text=text,
+        source_map=source_map,
+        declared=frozenset(variables) if isinstance(variables, dict) else frozenset(),
+    )
+    problems += _raw_step_problems(data.get("steps"), ("steps",), where, in_for_each=False)
     problems += _template_problems(data, (), source_map, variables=data.get("variables"))
     problems += _promql_problems(data, text, source_map)
     plan: model.PlanModel | None = None
@@ -209,39 +216,61 @@ def model_name_ok(name: str) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Where:
+    """What checking a plan's conditions needs beyond the condition: positions, variables."""
+
+    text: str
+    source_map: sourcemap.SourceMap
+    declared: frozenset[str]
+
+
 def _raw_step_problems(
     steps: Any,
     path: sourcemap.Path,
-    source_map: sourcemap.SourceMap,
+    where: _Where,
     *,
     in_for_each: bool,
 ) -> list[errors.RuleFileError]:
-    """Duplicate step ids and CEL problems, found even when the model does not validate."""
+    """Duplicate step ids and CEL problems, found even when the model does not validate.
+
+    A condition sees the results of the steps before it at its own level (a ``for_each``
+    runs its steps with results of their own), so only those ids may follow ``steps.``.
+    """
     if not isinstance(steps, list):
         return []
     found: list[errors.RuleFileError] = []
-    ids: set[str] = set()
+    ids: list[str] = []
     allowed = _WHEN_VARIABLES | ({"item"} if in_for_each else set())
     for index, step in enumerate(steps):
         if not isinstance(step, dict):
             continue
         step_id = step.get("id") or f"step_{index + 1}"
         if step_id in ids:
-            found.append(source_map.error((*path, index, "id"), f"duplicate step id {step_id!r}"))
-        found += _step_reference_problems(step, (*path, index), source_map, earlier=ids)
-        ids.add(step_id)
+            found.append(
+                where.source_map.error((*path, index, "id"), f"duplicate step id {step_id!r}")
+            )
+        found += _step_reference_problems(step, (*path, index), where.source_map, earlier=set(ids))
+        earlier = tuple(ids)
+        ids.append(step_id)
         if isinstance(step.get("when"), str) and step["when"]:
-            found += _cel_problems(step["when"], (*path, index, "when"), source_map, allowed)
+            found += _cel_problems(
+                step["when"], (*path, index, "when"), where, allowed, earlier=earlier
+            )
         verify = step.get("verify")
         if isinstance(verify, dict) and isinstance(verify.get("cel"), str) and verify["cel"]:
             extra = {"response"} if verify.get("http") else set()
             found += _cel_problems(
-                verify["cel"], (*path, index, "verify", "cel"), source_map, allowed | extra
+                verify["cel"],
+                (*path, index, "verify", "cel"),
+                where,
+                allowed | extra,
+                earlier=earlier,
             )
         fan = step.get("for_each")
         if isinstance(fan, dict):
             found += _raw_step_problems(
-                fan.get("steps"), (*path, index, "for_each", "steps"), source_map, in_for_each=True
+                fan.get("steps"), (*path, index, "for_each", "steps"), where, in_for_each=True
             )
     return found
 
@@ -282,14 +311,22 @@ def _step_reference_problems(
 def _cel_problems(
     source: str,
     path: sourcemap.Path,
-    source_map: sourcemap.SourceMap,
+    where: _Where,
     allowed: frozenset[str],
+    *,
+    earlier: tuple[str, ...],
 ) -> list[errors.RuleFileError]:
     try:
         expressions.compile_expression(source, allowed=allowed)
     except expressions.ExpressionError as exc:
-        return [source_map.error(path, exc.message)]
-    return []
+        return [where.source_map.error(path, exc.message)]
+    found: list[errors.RuleFileError] = []
+    for offset, message in references.problems(source, steps=earlier, declared=where.declared):
+        line, column = sourcemap.line_column(source, offset)
+        start = where.source_map.value_at(path)
+        position = sourcemap.inside(where.text, start, line=line, column=column)
+        found.append(errors.RuleFileError(position, message))
+    return found
 
 
 def _template_problems(

@@ -50,11 +50,8 @@ STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
 
 def _duration(value: object) -> object:
-    if isinstance(value, str):
-        return durations.parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    return value
+    """The one duration grammar of rules, plans and settings (a number needs a unit)."""
+    return durations.coerce(value)
 
 
 Duration = Annotated[timedelta, pydantic.BeforeValidator(_duration)]

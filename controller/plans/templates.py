@@ -212,12 +212,7 @@ def render_data(value: Any, scope: Scope) -> Any:
 
 def promql_string(value: str) -> str:
     """Escape ``value`` for use inside a double-quoted PromQL string literal."""
-    return (
-        value.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-    )
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
 
 
 def promql_problems(text: str) -> list[TemplateError]:

@@ -26,10 +26,9 @@ _DURATION_PATTERN = r"^(0|(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?)$"
 
 def _zero(value: object) -> object:
     """YAML reads ``for: 0`` as a number; zero needs no unit, any other number does."""
-    if value == 0 and isinstance(value, int) and not isinstance(value, bool):
-        return "0"
     if isinstance(value, int | float) and not isinstance(value, bool):
-        raise ValueError(f"{value} needs a unit, like {value}s or {value}m")  # noqa: TRY004 - pydantic reports ValueError
+        durations.coerce(value)  # the one grammar: refuses any number but 0
+        return "0"
     return value
 
 
