@@ -141,7 +141,7 @@ async def _episodes(temporal, task_rules: set[str]) -> dict[tuple[str, str], lis
     return found
 
 
-async def test_two_ingest_and_two_workers_give_each_episode_once_through_kills(  # noqa: C901, PLR0915 - one scenario, read top to bottom
+async def test_two_ingest_and_two_workers_give_each_episode_once_through_kills(  # noqa: C901, PLR0912, PLR0915 - one scenario, read top to bottom
     tmp_path, temporal_dev_server, kafka_bootstrap, prometheus_factory
 ):
     """Kafka, Prometheus and webhook episodes come out exactly as one process of each would give them, with one ingest and one worker SIGKILLed mid-run, and each rule group evaluated by one replica at a time."""
@@ -287,6 +287,11 @@ async def test_two_ingest_and_two_workers_give_each_episode_once_through_kills( 
                 return len(await _episodes(temporal, rules)) >= 3
 
             await homeostat.eventually(some_episodes, timeout=60, interval=0.5)
+            before = {n: await _scrape(urls[n]) for n in ingests}
+            for name, scraped in before.items():
+                owned = _group_values(scraped, "homeostat_rule_group_owned")
+                counted = _group_values(scraped, "homeostat_rule_group_evaluations_total")
+                print(f"{name} before the kill: owns {owned}, evaluations {counted}")  # noqa: T201
             started["ingest1"].kill()
             started["worker1"].kill()
             for service in KAFKA_SERVICES:
@@ -335,6 +340,7 @@ async def test_two_ingest_and_two_workers_give_each_episode_once_through_kills( 
         owned = _group_values(survivor, "homeostat_rule_group_owned")
         assert owned == dict.fromkeys(GROUPS, 1.0)
         evaluations = _group_values(survivor, "homeostat_rule_group_evaluations_total")
+        print(f"ingest2 at the end: evaluations {evaluations}")  # noqa: T201
         assert all(evaluations.get(group, 0) > 0 for group in GROUPS), evaluations
     finally:
         for process in started.values():
