@@ -20,7 +20,9 @@ becomes its own, and forgets a group's state when it goes to another replica.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -116,6 +118,25 @@ def align(at: datetime, interval: timedelta) -> datetime:
     return datetime.fromtimestamp((millis - millis % step) / 1000, tz=UTC)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollHealth:
+    """How a Prometheus rule's last evaluation went (``/v1/rules``).
+
+    Attributes:
+        evaluated_at: the wall-clock time of the last evaluation attempt.
+        duration: how long its query and evaluation took.
+        error: why the last attempt failed ("" when it succeeded).
+        error_at: when the last failure was.
+        errors: failed queries so far.
+    """
+
+    evaluated_at: datetime | None = None
+    duration: timedelta | None = None
+    error: str = ""
+    error_at: datetime | None = None
+    errors: int = 0
+
+
 class PrometheusPoller:
     """Evaluates Prometheus rules on their interval grid and dispatches the transitions."""
 
@@ -162,12 +183,18 @@ class PrometheusPoller:
         self._metrics = metrics
         self._retry_initial = retry_initial
         self._next: dict[str, datetime] = {}
+        self._health: dict[str, PollHealth] = {}
+
+    def health(self) -> dict[str, PollHealth]:
+        """Each polled rule's last evaluation: when, how long, and the last error."""
+        return dict(self._health)
 
     def replace_rules(self, rules: Sequence[PolledRule]) -> None:
         """Poll a new rule list; rules kept keep their schedule."""
         self._rules = list(rules)
         names = {rule.name for rule in rules}
         self._next = {name: at for name, at in self._next.items() if name in names}
+        self._health = {name: at for name, at in self._health.items() if name in names}
 
     async def rebuild(
         self, rules: Sequence[PolledRule] | None = None
@@ -194,7 +221,7 @@ class PrometheusPoller:
                     )
                 )
             except errors.DependencyError as exc:
-                self._count_error(rule.name)
+                self._count_error(rule.name, str(exc))
                 log.warning("prometheus_rebuild_failed", rule=rule.name, error=str(exc))
                 continue
             at = start
@@ -260,6 +287,7 @@ class PrometheusPoller:
         try:
             at = self._next[rule.name]
             following = at + rule.interval
+            began = time.perf_counter()
             samples = await self._query_until(rule, at, give_up_at=following)
             now = self._clock()
             # Skip evaluation times that passed while this one ran (a long outage).
@@ -267,6 +295,13 @@ class PrometheusPoller:
             if samples is None:
                 return
             found = self._engine.evaluate(rule.name, at, samples)
+            health = self._health.get(rule.name, PollHealth())
+            self._health[rule.name] = dataclasses.replace(
+                health,
+                evaluated_at=now,
+                duration=timedelta(seconds=time.perf_counter() - began),
+                error="",
+            )
             self._count_group(rule.group, at)
             await self._pipe.send(found)
         finally:
@@ -300,7 +335,12 @@ class PrometheusPoller:
             await asyncio.sleep(delay)
             delay = min(delay * 2, rule.interval.total_seconds() / 2)
 
-    def _count_error(self, rule: str) -> None:
+    def _count_error(self, rule: str, error: str = "") -> None:
+        health = self._health.get(rule, PollHealth())
+        now = self._clock()
+        self._health[rule] = dataclasses.replace(
+            health, evaluated_at=now, error=error, error_at=now, errors=health.errors + 1
+        )
         if self._metrics is not None:
             self._metrics.source_errors.labels(source="prometheus").inc()
             self._metrics.rule_evaluation_errors.labels(rule=rule).inc()

@@ -83,6 +83,13 @@ class _EngineCollector:
             "Observations the rules engine ignored, by reason (late, duplicate, invalid_resource).",
             labels=["reason"],
         )
+        ignored_events = prometheus_core.CounterMetricFamily(
+            "homeostat_events_ignored",
+            "Events and alerts that no rule matched (no_rule) or that a rule's expressions could "
+            "not evaluate (missing_field, wrong_type, error), and the other drops, by stream "
+            "(streams no rule names count as 'other') and reason.",
+            labels=["stream", "reason"],
+        )
         if self.engine is not None:
             for counts in self.engine.rule_counts():
                 evaluations.add_metric([counts.rule], counts.evaluations)
@@ -90,7 +97,12 @@ class _EngineCollector:
                 conditions.add_metric([counts.rule, "firing"], counts.firing)
             for reason, count in sorted(self.engine.stats.items()):
                 ignored.add_metric([reason], count)
-        yield from (evaluations, conditions, ignored)
+            by_stream: Mapping[tuple[str, str], int] = getattr(
+                self.engine, "ignored_by_stream", {}
+            )
+            for (stream, reason), count in sorted(by_stream.items()):
+                ignored_events.add_metric([stream, reason], count)
+        yield from (evaluations, conditions, ignored, ignored_events)
 
     def describe(self) -> Iterable[prometheus_core.Metric]:
         return []

@@ -83,6 +83,60 @@ class RuleCounts:
     """Conditions firing."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConditionState:
+    """A condition pending or firing now: what ``/v1/alerts`` and ``rules status`` list.
+
+    Attributes:
+        rule: the rule.
+        resource: the resource it is about.
+        state: pending (true, not yet for ``hold``) or firing.
+        active_at: since when it is true.
+        fired_at: when it fired (``None`` while pending).
+        hold: the rule's ``for``.
+        labels: the alert's labels.
+        value: the last sample value (Prometheus rules; ``None`` for events).
+        last_at: when an observation last concerned it (events), or the last evaluation.
+    """
+
+    rule: str
+    resource: resources.ResourceKey
+    state: alerts.State
+    active_at: datetime | None
+    fired_at: datetime | None
+    hold: timedelta
+    labels: Mapping[str, str]
+    value: float | None = None
+    last_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleState:
+    """One rule's health: what it was last evaluated on and what went wrong.
+
+    Attributes:
+        rule: the rule.
+        family: ``prometheus``, ``alertmanager`` or ``event``.
+        evaluations: observations and query results evaluated against it so far.
+        last_at: the time of the last one (event time, or evaluation time).
+        pending: conditions pending now.
+        firing: conditions firing now.
+        problems: observations its expressions could not be evaluated on.
+        last_problem: the last such problem.
+        last_problem_at: when.
+    """
+
+    rule: str
+    family: str
+    evaluations: int
+    last_at: datetime | None
+    pending: int
+    firing: int
+    problems: int = 0
+    last_problem: str = ""
+    last_problem_at: datetime | None = None
+
+
 @functools.lru_cache(maxsize=65536)
 def _resource(text: str) -> resources.ResourceKey | None:
     try:
@@ -124,8 +178,12 @@ class _Runtime:
         "implied",
         "key_labels",
         "keys",
+        "last_at",
+        "last_problem",
+        "last_problem_at",
         "newest",
         "plain",
+        "problems",
         "prometheus",
         "rule",
         "swept",
@@ -157,6 +215,11 @@ class _Runtime:
         """Conditions pending or firing: the only ones with deadlines for ``tick``."""
         self.evaluations = 0
         """Observations and query results evaluated against the rule (a metric)."""
+        self.last_at: datetime | None = None
+        """The time of the last observation or evaluation (``/v1/rules``)."""
+        self.problems = 0
+        self.last_problem = ""
+        self.last_problem_at: datetime | None = None
         self.swept: datetime | None = None
         self.newest: dict[str, datetime] = {}
         """Per stream, the newest event time this rule matched."""
@@ -223,6 +286,11 @@ class Engine:
         self._runtime_silences: dict[str, model.Silence] = {}
         self.stats: collections.Counter[str] = collections.Counter()
         """Observations dropped, by reason (late, duplicate, invalid_resource, ...)."""
+        self.ignored_by_stream: collections.Counter[tuple[str, str]] = collections.Counter()
+        """The same, by (stream, reason); streams no rule names count as ``other``."""
+        self._problems: list[expressions.Problem] = []
+        self._matched = False
+        self._streams: frozenset[str] = frozenset()
         self._rule_set = rule_set
         self._runtimes: dict[str, _Runtime] = {}
         self._install(rule_set, keep={})
@@ -268,6 +336,7 @@ class Engine:
             runtimes[name] = runtime
         self._runtimes = runtimes
         self._index = _Index(runtimes.values())
+        self._streams = frozenset(rule.stream for rule in rule_set.rules.values() if rule.stream)
 
     def route_key(self, observation: observations.Observation) -> resources.ResourceKey | None:
         """The resource the first rule that could take ``observation`` derives from it.
@@ -329,25 +398,38 @@ class Engine:
         """
         if observation.at.tzinfo is None:
             raise ValueError("times must be timezone-aware")
+        self._matched = False
         if observation.source is _ALERTMANAGER:
             self._saw(observation.at)
             changes = []
             for runtime in self._index.candidates(observation):
                 runtime.evaluations += 1
+                runtime.last_at = observation.at
                 changes += [(runtime, change) for change in self._alert(runtime, observation)]
         elif observation.source in _EVENT_SOURCES:
-            changes = []
-            for runtime in self._index.candidates(observation):
-                runtime.evaluations += 1
-                found = self._event(runtime, observation)
-                if found:
-                    changes += [(runtime, change) for change in found]
-            if not changes:
-                return []
+            changes = self._events(observation)
         else:
             self._drop("not_an_event", "", observation)
             return []
+        if not self._matched:
+            self._drop("no_rule", "", observation)
+        if not changes:
+            return []
         return self._fold(changes)
+
+    def _events(
+        self, observation: observations.Observation
+    ) -> list[tuple[_Runtime, alerts.Change]]:
+        """An event against each rule that could match it; what changed."""
+        changes: list[tuple[_Runtime, alerts.Change]] = []
+        for runtime in self._index.candidates(observation):
+            runtime.evaluations += 1
+            found = self._event(runtime, observation)
+            if self._problems:
+                self._unevaluable(runtime, observation)
+            if found:
+                changes += [(runtime, change) for change in found]
+        return changes
 
     def evaluate(
         self,
@@ -383,6 +465,7 @@ class Engine:
             if runtime is None or runtime.prometheus is None:
                 raise KeyError(f"no prometheus rule named {name!r}")
             runtime.evaluations += 1
+            runtime.last_at = at
             series = list(self._series(runtime.rule, result))
             changes += [(runtime, change) for change in runtime.prometheus.evaluate(at, series)]
         out += self._fold(changes)
@@ -494,6 +577,55 @@ class Engine:
             )
         return found
 
+    def conditions(self) -> list[ConditionState]:
+        """Every condition pending or firing now, of every rule, by rule and resource."""
+        found: list[ConditionState] = []
+        for name, runtime in self._runtimes.items():
+            last: dict[alerts.AlertKey, datetime | None] = {}
+            if runtime.prometheus is not None:
+                active: Iterable[alerts.Alert] = runtime.prometheus.active.values()
+            elif runtime.alertmanager is not None:
+                active = runtime.alertmanager.active.values()
+            else:
+                tracked = [runtime.tracked[key] for key in runtime.due if key in runtime.tracked]
+                active = [each.alert for each in tracked]
+                last = {each.alert.key: each.last_at for each in tracked}
+            found += [
+                ConditionState(
+                    rule=name,
+                    resource=alert.resource,
+                    state=alert.state,
+                    active_at=alert.active_at,
+                    fired_at=alert.fired_at,
+                    hold=runtime.rule.hold,
+                    labels=dict(alert.labels),
+                    value=alert.value,
+                    last_at=last.get(alert.key, runtime.last_at),
+                )
+                for alert in active
+                if alert.state is not alerts.State.INACTIVE
+            ]
+        found.sort(key=lambda condition: (condition.rule, condition.resource))
+        return found
+
+    def rule_states(self) -> list[RuleState]:
+        """Every rule's evaluations, last evaluation, conditions and problems, in rule order."""
+        counts = {counts.rule: counts for counts in self.rule_counts()}
+        return [
+            RuleState(
+                rule=name,
+                family=runtime.rule.family.value,
+                evaluations=runtime.evaluations,
+                last_at=runtime.last_at,
+                pending=counts[name].pending,
+                firing=counts[name].firing,
+                problems=runtime.problems,
+                last_problem=runtime.last_problem,
+                last_problem_at=runtime.last_problem_at,
+            )
+            for name, runtime in self._runtimes.items()
+        ]
+
     # --- internals -------------------------------------------------------------------------
 
     def _saw(self, at: datetime) -> None:
@@ -513,6 +645,8 @@ class Engine:
         self, reason: str, rule: str, observation: observations.Observation | None
     ) -> None:
         self.stats[reason] += 1
+        stream = observation.stream if observation is not None else ""
+        self.ignored_by_stream[stream if stream in self._streams else "other", reason] += 1
         if self._on_drop is not None:
             self._on_drop(reason, rule, observation)
 
@@ -540,18 +674,21 @@ class Engine:
         rule = runtime.rule
         if rule.stream is not None and observation.stream != rule.stream:
             return []
+        runtime.last_at = observation.at
         variables: dict[str, Any] = {
             "labels": observation.labels,
             "body": observation.body,
             "stream": observation.stream,
         }
-        matched = self._matched(runtime, variables) if runtime.filtered else []
+        problems = self._problems
+        matched = self._matches(runtime, variables, problems) if runtime.filtered else []
         if matched is None:
             return []
+        self._matched = True
         # Without a window the truth is ``when`` alone (pure): known before the state is.
         plain: bool | None = None
         if runtime.plain:
-            plain = rule.when is None or expressions.evaluate(rule.when, variables)
+            plain = rule.when is None or expressions.evaluate(rule.when, variables, problems)
         tracked = self._tracked(runtime, observation)
         if tracked is None:
             return []
@@ -579,13 +716,15 @@ class Engine:
         return changes
 
     @staticmethod
-    def _matched(runtime: _Runtime, variables: Mapping[str, Any]) -> list[int] | None:
+    def _matches(
+        runtime: _Runtime, variables: Mapping[str, Any], problems: list[expressions.Problem]
+    ) -> list[int] | None:
         """Whether the event is the rule's (``None`` if not); the correlation conditions met."""
         rule = runtime.rule
         if (
             rule.match is not None
             and not runtime.implied
-            and not expressions.evaluate(rule.match, variables)
+            and not expressions.evaluate(rule.match, variables, problems)
         ):
             return None
         if rule.correlation is None:
@@ -593,9 +732,18 @@ class Engine:
         matched = [
             index
             for index, condition in enumerate(rule.correlation.conditions)
-            if expressions.evaluate(condition, variables)
+            if expressions.evaluate(condition, variables, problems)
         ]
         return matched or None
+
+    def _unevaluable(self, runtime: _Runtime, observation: observations.Observation) -> None:
+        """Count and report what the rule's expressions could not evaluate on ``observation``."""
+        problem = self._problems[-1]
+        self._problems.clear()
+        runtime.problems += 1
+        runtime.last_problem = problem.detail
+        runtime.last_problem_at = observation.at
+        self._drop(problem.reason, runtime.rule.name, observation)
 
     def _truth(
         self,
@@ -606,15 +754,16 @@ class Engine:
         matched: list[int],
     ) -> tuple[bool, datetime | None]:
         window = tracked.window
+        problems = self._problems
         if isinstance(window, windows.CountWindow):
-            if rule.when is None or expressions.evaluate(rule.when, variables):
+            if rule.when is None or expressions.evaluate(rule.when, variables, problems):
                 window.add(at)
             return window.truth(at)
         if isinstance(window, windows.CorrelationWindow):
             for index in matched:
                 window.add(index, at)
             return window.truth(at)
-        truth = rule.when is None or expressions.evaluate(rule.when, variables)
+        truth = rule.when is None or expressions.evaluate(rule.when, variables, problems)
         return truth, at + rule.stale_after
 
     def _tracked(self, runtime: _Runtime, observation: observations.Observation) -> _Tracked | None:
@@ -718,6 +867,7 @@ class Engine:
             or not expressions.evaluate(rule.match, variables)
         ):
             return []
+        self._matched = True
         resource = _resource(
             templates.render(rule.resource, labels=observation.labels, annotations=annotations)
         )

@@ -47,8 +47,23 @@ _OPENING = frozenset("([{")
 _CLOSING = frozenset(")]}")
 
 Variables = Mapping[str, Any]
-FastPath = Callable[[Variables], bool | None]
-"""A plain-Python twin of a CEL expression; ``None`` means "ask CEL"."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why an expression could not be evaluated for an input (it then counts as "no").
+
+    Attributes:
+        reason: ``missing_field``, ``wrong_type`` or ``error``: a bounded set, for metrics.
+        detail: what exactly, for logs and ``/v1/rules``.
+    """
+
+    reason: str
+    detail: str
+
+
+FastPath = Callable[[Variables], "bool | Problem | None"]
+"""A plain-Python twin of a CEL expression; ``None`` means "ask CEL", a ``Problem`` "no"."""
 
 
 class ExpressionError(ValueError):
@@ -189,27 +204,52 @@ def _first(source: str, name: str) -> int:
     return found.start() + 1 if found else 1
 
 
-def evaluate(expression: Expression, variables: Variables) -> bool:
-    """Whether ``expression`` is true for ``variables``; errors and non-booleans are false."""
+def evaluate(
+    expression: Expression, variables: Variables, problems: list[Problem] | None = None
+) -> bool:
+    """Whether ``expression`` is true for ``variables``; errors and non-booleans are false.
+
+    Why an evaluation failed (a missing field, a wrong type) is appended to ``problems``.
+    """
     if expression.fast is not None:
         answer = expression.fast(variables)
-        if answer is not None:
+        if answer is True or answer is False:
             return answer
-    return evaluate_cel(expression, variables)
+        if answer is not None:
+            if problems is not None:
+                problems.append(answer)
+            return False
+    return evaluate_cel(expression, variables, problems)
 
 
-def evaluate_cel(expression: Expression, variables: Variables) -> bool:
+def evaluate_cel(
+    expression: Expression, variables: Variables, problems: list[Problem] | None = None
+) -> bool:
     """Like ``evaluate`` but always through CEL (the reference for the fast path)."""
     context = {name: variables[name] for name in expression.variables if name in variables}
     try:
         result = expression.program.execute(context)
-    except (TypeError, ValueError, KeyError, RuntimeError):
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        if problems is not None:
+            problems.append(_problem(expression, exc))
         return False
     except BaseException as exc:
         if not _panicked(exc):
             raise
+        if problems is not None:
+            problems.append(Problem("error", f"{expression.source}: evaluation failed"))
         return False
+    if result is not True and result is not False and problems is not None:
+        problems.append(Problem("wrong_type", f"{expression.source}: not a boolean"))
     return result is True
+
+
+def _problem(expression: Expression, exc: Exception) -> Problem:
+    if isinstance(exc, KeyError):
+        return Problem("missing_field", f"{expression.source}: no field {exc}")
+    if isinstance(exc, TypeError):
+        return Problem("wrong_type", f"{expression.source}: a value has the wrong type")
+    return Problem("error", f"{expression.source}: {str(exc)[:200]}")
 
 
 def _conjuncts(source: str) -> list[str] | None:
@@ -250,12 +290,12 @@ def _fast_path(conjuncts: list[str] | None) -> FastPath | None:
     if len(checks) == 1:
         return checks[0]
 
-    def conjunction(variables: Variables) -> bool | None:
+    def conjunction(variables: Variables) -> bool | Problem | None:
         undecided = False
         for check in checks:
             answer = check(variables)
-            if answer is False:
-                return False
+            if answer is False or (answer is not None and answer is not True):
+                return answer
             undecided = undecided or answer is None
         return None if undecided else True
 
@@ -288,21 +328,24 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 def _body_check(path: tuple[str, ...], op: str, literal: str) -> FastPath:
     bound = float(literal)
     compare = _COMPARE[op]
+    field = "body." + ".".join(path)
+    missing = Problem("missing_field", f"{field} is missing")
+    not_a_number = Problem("wrong_type", f"{field} is not a number")
 
-    def check(variables: Variables) -> bool | None:
+    def check(variables: Variables) -> bool | Problem | None:
         current: Any = variables.get("body")
         try:
             for key in path:
                 if type(current) is not dict and not isinstance(current, Mapping):
-                    return False
+                    return missing
                 current = current[key]
         except KeyError:
-            return False
+            return missing
         kind = type(current)
         if kind is float:
             return compare(current, bound)
         if kind is not int:
-            return None if isinstance(current, int | float) and kind is not bool else False
+            return None if isinstance(current, int | float) and kind is not bool else not_a_number
         if not -_INT64 <= current < _INT64:
             return None
         return compare(float(current), bound)
