@@ -63,6 +63,10 @@ class Counters(Protocol):
         """Counter of observations refused entry (or failing the engine), by reason."""
 
 
+EVALUATION_ERRORS = frozenset({"duplicate_labelset"})
+"""Drop reasons that are a failed rule evaluation (logged as a warning, not at debug)."""
+
+
 def drop_reporter() -> Callable[[str, str, observations.Observation | None], None]:
     """A callback for the engine's ``on_drop``: log the drop, with its reason, at debug level.
 
@@ -70,7 +74,9 @@ def drop_reporter() -> Callable[[str, str, observations.Observation | None], Non
     """
 
     def dropped(reason: str, rule: str, observation: observations.Observation | None) -> None:
-        if observation is None:
+        if reason in EVALUATION_ERRORS:
+            log.warning("rule_evaluation_failed", reason=reason, rule=rule)
+        elif observation is None:
             log.debug("observation_dropped", reason=reason, rule=rule)
         else:
             log.debug(

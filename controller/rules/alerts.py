@@ -143,6 +143,14 @@ def annotations_of(
     }
 
 
+class DuplicateLabelsError(ValueError):
+    """Two series of one evaluation have the same labels after the rule's labels apply.
+
+    ``__name__`` is dropped and the rule's labels added; Prometheus then fails such an
+    evaluation and changes no state.
+    """
+
+
 class PrometheusAlerts:
     """The alerts of one Prometheus rule, advanced one evaluation at a time."""
 
@@ -156,7 +164,11 @@ class PrometheusAlerts:
     def evaluate(
         self, at: datetime, series: Iterable[tuple[resources.ResourceKey, Sample]]
     ) -> list[Change]:
-        """Apply one evaluation at ``at`` whose result is ``series`` (each with its resource)."""
+        """Apply one evaluation at ``at`` whose result is ``series`` (each with its resource).
+
+        Raises:
+            DuplicateLabelsError: two series have one label set; no state changed.
+        """
         rule = self.rule
         present: dict[AlertKey, Alert] = {}
         for resource, sample in series:
@@ -164,7 +176,9 @@ class PrometheusAlerts:
             final = alert_labels(rule, labels, value=sample.value)
             key = tuple(sorted(final.items()))
             if key in present:
-                continue
+                raise DuplicateLabelsError(
+                    "vector contains metrics with the same labelset after applying alert labels"
+                )
             annotations = annotations_of(rule, labels, value=sample.value)
             present[key] = Alert(
                 key=key,

@@ -199,9 +199,7 @@ class _Runtime:
         bounds: transitions.Bounds,
     ) -> None:
         self.rule = rule
-        self.episodes = episodes.Episodes(
-            rule, revision=revision, silenced=silenced, bounds=bounds
-        )
+        self.episodes = episodes.Episodes(rule, revision=revision, silenced=silenced, bounds=bounds)
         self.prometheus = (
             alerts.PrometheusAlerts(rule) if rule.family is model.Family.PROMETHEUS else None
         )
@@ -460,6 +458,7 @@ class Engine:
             raise KeyError(f"no rule or group named {target!r}")
         changes: list[tuple[_Runtime, alerts.Change]] = []
         out: list[transitions.Transition] = []
+        failed: set[str] = set()
         for name, result in results.items():
             runtime = self._runtimes.get(name)
             if runtime is None or runtime.prometheus is None:
@@ -467,10 +466,18 @@ class Engine:
             runtime.evaluations += 1
             runtime.last_at = at
             series = list(self._series(runtime.rule, result))
-            changes += [(runtime, change) for change in runtime.prometheus.evaluate(at, series)]
+            try:
+                found = runtime.prometheus.evaluate(at, series)
+            except alerts.DuplicateLabelsError:
+                # As in Prometheus: the evaluation fails and the rule's state stays as it was.
+                self._drop("duplicate_labelset", name, None)
+                failed.add(name)
+                continue
+            changes += [(runtime, change) for change in found]
         out += self._fold(changes)
         for name in results:
-            out += self._runtimes[name].episodes.advance(at)
+            if name not in failed:
+                out += self._runtimes[name].episodes.advance(at)
         return out
 
     def tick(self, now: datetime) -> list[transitions.Transition]:
@@ -641,9 +648,7 @@ class Engine:
             times.append(self._now)
         return max(times, default=None)
 
-    def _drop(
-        self, reason: str, rule: str, observation: observations.Observation | None
-    ) -> None:
+    def _drop(self, reason: str, rule: str, observation: observations.Observation | None) -> None:
         self.stats[reason] += 1
         stream = observation.stream if observation is not None else ""
         self.ignored_by_stream[stream if stream in self._streams else "other", reason] += 1

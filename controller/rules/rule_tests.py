@@ -34,6 +34,10 @@ GROUP_SPACING = timedelta(days=30)
 """How far apart groups' series sit in the sandbox; a test and its range selectors must be
 shorter. (The sandbox accepts samples up to a century apart.)"""
 
+_EVALUATION_ERROR = "duplicate_labelset"
+_DUPLICATES = "vector contains metrics with the same labelset after applying alert labels"
+"""promtool's words for the evaluation error, so both tools say the same."""
+
 Query = Callable[[str, datetime], Sequence[alerts.Sample]]
 """Evaluate PromQL at an instant (``ingest.promql.Client.instant``)."""
 Write = Callable[[Iterable[tuple[dict[str, str], tuple[tuple[int, float], ...]]]], None]
@@ -227,7 +231,13 @@ def _run_group(
     while moment <= last:
         for rule in prometheus_rules:
             samples = query(rule.expr or "", offset + moment)
+            failed_before = eng.stats[_EVALUATION_ERROR]
             produced += eng.evaluate(rule.name, EPOCH + moment, samples)
+            if eng.stats[_EVALUATION_ERROR] > failed_before:
+                outcome.failures.append(
+                    f"{label}: rule: {rule.name}, time: {durations.format_duration(moment)}, "
+                    f"err: {_DUPLICATES}"
+                )
         while pending and durations.parse_duration(pending[0].eval_time) < moment + interval:
             test = pending.pop(0)
             outcome.checks += 1

@@ -75,3 +75,18 @@ def test_a_wrong_expectation_fails_in_both(results):
     assert ours[-1].failures
     assert "got:" in ours[-1].failures[0]
     assert not theirs[-1].passed
+
+
+def test_duplicate_label_sets_fail_the_evaluation_in_both(tmp_path):
+    """Series that share labels once __name__ is dropped: promtool and `rules test` both report the evaluation error, and nothing else differs."""
+    parsed = rule_tests.parse(CONFORMANCE / "duplicates.failing.yaml")
+    [ours] = rules_commands.run_tests([parsed])
+    [theirs] = promtool.run([promtool.convert(parsed, tmp_path / "promtool")])
+    words = "vector contains metrics with the same labelset after applying alert labels"
+    assert not theirs.passed
+    assert f"rule: ResourceHot, time: 0s, err: {words}" in theirs.output
+    assert ours.failures == [
+        f"{ours_group}: rule: ResourceHot, time: {time}, err: {words}"
+        for ours_group in [parsed.spec.tests[0].name]
+        for time in ("0s", "1m", "4m")
+    ]
