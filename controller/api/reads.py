@@ -1,4 +1,4 @@
-"""The operator routes that read: resources, one resource, an episode's timeline.
+"""The operator routes that read: resources, one resource, timelines of episodes and resources.
 
 The same views as ``homeostat resource list|show --json`` and ``homeostat history --json``
 (``controller.operations``), in the same JSON (``operations.encoding``): one schema, built
@@ -126,9 +126,7 @@ def build_router(
     async def show_resource(resource: str, who: Who) -> responses.JSONResponse:
         del who
         key = _resource(resource)
-        return await _served(
-            lambda: views.show_resource(client, key, links=links_to, now=clock())
-        )
+        return await _served(lambda: views.show_resource(client, key, links=links_to, now=clock()))
 
     @router.get(
         "/episodes/{episode:path}",
@@ -137,8 +135,15 @@ def build_router(
     )
     async def episode(episode: str, who: Who) -> responses.JSONResponse:
         del who
-        return await _served(
-            lambda: histories.episode_timeline(client, episode, links=links_to)
-        )
+        return await _served(lambda: histories.episode_timeline(client, episode, links=links_to))
+
+    @router.get(
+        "/history/{target:path}",
+        summary="The timeline of an episode or of a resource across its runs (as `history`)",
+        responses=answer_schema(tm.Timeline, "the timeline"),
+    )
+    async def history(target: str, who: Who) -> responses.JSONResponse:
+        del who
+        return await _served(lambda: histories.timeline_of(client, target, links=links_to))
 
     return router

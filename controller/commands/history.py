@@ -15,7 +15,7 @@ from rich import markup, table
 from temporalio import client as temporal_client
 
 from controller import errors
-from controller.commands import session, terminal
+from controller.commands import remote, session, terminal
 from controller.operations import encoding, histories
 from controller.operations import timeline_model as tm
 
@@ -213,24 +213,30 @@ def history(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Settings file (YAML).", dir_okay=False)
     ] = None,
+    api: remote.ApiOption = "",
+    token: remote.TokenOption = "",
 ) -> None:
     """Print the timeline of an episode, or of a resource across its workflow's runs.
 
     An episode: the transition that opened it, every step with its inputs and outputs,
     approvals, verification, escalations, suppressions and the resolve. A resource: its
-    episodes over time and what was decided about each.
+    episodes over time and what was decided about each. With --api, through the operator API.
     """
     try:
         histories.parse_target(target)
     except errors.ConfigError as exc:
         session.fail(str(exc), session.USAGE)
-    settings = session.load_settings(config)
-    links = session.links_of(settings)
+    if api:
+        path = f"/v1/history/{remote.path_of(target)}"
+        found = remote.read(api, token, path, tm.Timeline)
+    else:
+        settings = session.load_settings(config)
+        links = session.links_of(settings)
 
-    async def fetch(client: temporal_client.Client) -> tm.Timeline:
-        return await histories.timeline_of(client, target, links=links)
+        async def fetch(client: temporal_client.Client) -> tm.Timeline:
+            return await histories.timeline_of(client, target, links=links)
 
-    found = session.run(settings, fetch)
+        found = session.run(settings, fetch)
     if as_json:
         typer.echo(encoding.dumps(found))
     else:

@@ -17,7 +17,7 @@ from rich import markup, table
 from temporalio import client as temporal_client
 
 from controller import errors
-from controller.commands import resource_view, session, terminal
+from controller.commands import remote, resource_view, session, terminal
 from controller.domain import resources
 from controller.operations import encoding, views
 from controller.workflows import resource_io
@@ -57,12 +57,24 @@ def list_(
     ] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
+    api: remote.ApiOption = "",
+    token: remote.TokenOption = "",
 ) -> None:
     """List the resources Homeostat watches over now, from Temporal visibility (no worker needed).
 
     A resource is listed while its workflow runs: from its first transition until it has
-    had nothing to remember for a day.
+    had nothing to remember for a day. With --api, through the operator API.
     """
+    if api:
+        listing = remote.read(
+            api,
+            token,
+            "/v1/resources",
+            views.ResourceList,
+            {"phase": phase, "rule": rule, "kind": kind},
+        )
+        _print_list(listing, as_json=as_json, now=datetime.now(UTC))
+        return
     settings = session.load_settings(config)
     try:
         selection = views.ResourceFilter(
@@ -79,7 +91,10 @@ def list_(
     async def fetch(client: temporal_client.Client) -> views.ResourceList:
         return await views.list_resources(client, selection=selection, links=links, now=now)
 
-    listing = session.run(settings, fetch)
+    _print_list(session.run(settings, fetch), as_json=as_json, now=now)
+
+
+def _print_list(listing: views.ResourceList, *, as_json: bool, now: datetime) -> None:
     if as_json:
         typer.echo(encoding.dumps(listing))
         return
@@ -104,20 +119,31 @@ def list_(
 
 
 @app.command()
-def show(resource: ResourceArg, as_json: JsonOption = False, config: ConfigOption = None) -> None:
+def show(
+    resource: ResourceArg,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    api: remote.ApiOption = "",
+    token: remote.TokenOption = "",
+) -> None:
     """Show a resource: phase, open episodes, cooldowns, budget, silence, pause, outcomes.
 
-    Read from Temporal visibility: no worker needs to run.
+    Read from Temporal visibility: no worker needs to run. With --api, through the
+    operator API.
     """
     key = _key(resource)
-    settings = session.load_settings(config)
-    links = session.links_of(settings)
     now = datetime.now(UTC)
+    if api:
+        path = f"/v1/resources/{remote.path_of(key)}"
+        view = remote.read(api, token, path, views.ResourceView)
+    else:
+        settings = session.load_settings(config)
+        links = session.links_of(settings)
 
-    async def fetch(client: temporal_client.Client) -> views.ResourceView:
-        return await views.show_resource(client, key, links=links, now=now)
+        async def fetch(client: temporal_client.Client) -> views.ResourceView:
+            return await views.show_resource(client, key, links=links, now=now)
 
-    view = session.run(settings, fetch)
+        view = session.run(settings, fetch)
     if as_json:
         typer.echo(encoding.dumps(view))
     else:

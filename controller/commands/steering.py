@@ -42,24 +42,8 @@ ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Settings file (YAML).", dir_okay=False)
 ]
 ReasonOption = Annotated[str, typer.Option("--reason", "-m", help="Why (recorded).")]
-ApiOption = Annotated[
-    str,
-    typer.Option(
-        "--api",
-        envvar="HOMEOSTAT_API_URL",
-        help="The operator API's URL (http://homeostat:8080); unset: straight to Temporal.",
-        show_default=False,
-    ),
-]
-TokenOption = Annotated[
-    str,
-    typer.Option(
-        "--token",
-        envvar="HOMEOSTAT_API_TOKEN",
-        help="Your operator token (api.tokens), with --api.",
-        show_default=False,
-    ),
-]
+ApiOption = remote.ApiOption
+TokenOption = remote.TokenOption
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")]
 
 

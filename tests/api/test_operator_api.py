@@ -51,6 +51,10 @@ async def _timeline_as_the_cli_prints_it(http, api_url: str, episode: str, tmp_p
     )
     assert code == 0, err
     assert served.json() == json.loads(out)
+    env = {**os.environ, "HOMEOSTAT_API_URL": api_url, "HOMEOSTAT_API_TOKEN": ALICE}
+    code, through_api, err = await cli("history", episode, "--json", env=env)
+    assert code == 0, err
+    assert json.loads(through_api) == json.loads(out)
     approvals = [
         entry["details"]
         for entry in served.json()["entries"]
@@ -168,6 +172,13 @@ async def _listed_and_shown(http, api_url: str, headers: dict[str, str], resourc
     assert shown.json()["resource"] == resource
     missing = await http.get(f"{api_url}/v1/resources/service/never-fired", headers=headers)
     assert missing.status_code == 404
+    env = {**os.environ, "HOMEOSTAT_API_URL": api_url, "HOMEOSTAT_API_TOKEN": ALICE}
+    code, out, err = await cli("resource", "list", "--kind", "service", "--json", env=env)
+    assert code == 0, err
+    assert resource in {item["resource"] for item in json.loads(out)["resources"]}
+    code, out, err = await cli("resource", "show", "service/never-fired", env=env)
+    assert code == 1
+    assert "service/never-fired" in err
 
 
 @pytest.mark.timeout(180)
