@@ -18,6 +18,7 @@ import typer
 
 from controller import errors
 from controller import settings as settings_module
+from controller.commands import history as history_command
 from controller.demo import run as demo_run
 from controller.observability import logging as logging_setup
 
@@ -86,7 +87,7 @@ def demo(
         keep=keep,
     )
     try:
-        code = asyncio.run(demo_run.run(options, out=sys.stdout))
+        code = asyncio.run(demo_run.run(options, out=sys.stdout, show=history_command.render))
     except demo_run.DemoError as exc:
         typer.echo(f"homeostat demo: {exc}", err=True)
         code = 1

@@ -17,7 +17,6 @@ import signal
 import socket
 import sys
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,8 +29,10 @@ from temporalio import service as temporal_service
 
 from controller import errors, service
 from controller import settings as settings_module
-from controller.demo import history, stack, standin
+from controller.demo import stack, standin
 from controller.domain import contract, resources
+from controller.operations import histories, links
+from controller.operations import timeline_model as tm
 from controller.plans import loader as plans_loader
 from controller.plans import spec
 from controller.workflows import remediation_io, resource_io
@@ -135,8 +136,10 @@ def demo_settings(
     )
 
 
-async def run(options: Options, *, out: TextIO) -> int:
+async def run(options: Options, *, out: TextIO, show: Callable[[tm.Timeline], None]) -> int:
     """Run the demo; the exit status (0 when Homeostat healed the service and closed the episode).
+
+    ``show`` prints the episode's timeline (``homeostat history``) while Temporal still runs.
 
     Raises:
         errors.DependencyError: Prometheus or Alertmanager is not installed, or a part did
@@ -209,13 +212,15 @@ async def run(options: Options, *, out: TextIO) -> int:
             "Alertmanager notifies Homeostat"
         )
         outcome = await watcher.follow(options.timeout)
-        progress.raw("\n" + await history.render(client, outcome.episode) + "\n")
+        web = links.Links(
+            ui_url=endpoints.temporal_ui_url or "", namespace=config.temporal.namespace
+        )
+        progress.say(f"homeostat history {outcome.episode}:")
+        progress.raw("\n")
+        show(await histories.timeline_of(client, outcome.episode, links=web))
+        progress.raw("\n")
         if endpoints.temporal_ui_url:
-            link = (
-                f"{endpoints.temporal_ui_url}/namespaces/{config.temporal.namespace}/workflows/"
-                + urllib.parse.quote(resources.remediation_workflow_id(outcome.episode), safe="")
-            )
-            progress.say(f"the episode in the Temporal Web UI: {link}")
+            progress.say(f"the episode in the Temporal Web UI: {web.episode(outcome.episode)}")
         if options.keep:
             progress.say("Temporal and its Web UI keep running; press Ctrl-C to stop everything")
             await stop.wait()

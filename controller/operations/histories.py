@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Final
 
 from temporalio import client as temporal_client
@@ -87,6 +88,10 @@ async def episode_timeline(
 ) -> tm.Timeline:
     """The timeline of an episode, from its remediation workflow's history.
 
+    An episode whose remediation ended before its condition cleared has its resolve (and
+    the page and ticket resolved with it) in the resource workflow's history only: those
+    entries are taken from there.
+
     Raises:
         errors.NotFoundError: neither the episode's remediation nor its resource exists.
     """
@@ -100,6 +105,11 @@ async def episode_timeline(
         return await _episode_from_resource(client, episode, links=links)
     run = timeline.entries(workflow_id, history.events)
     closed = [entry for entry in run.entries if entry.kind is tm.EntryKind.CLOSED]
+    found = run.entries
+    if not any(entry.kind is tm.EntryKind.RESOLVED for entry in found):
+        found = tuple(
+            sorted((*found, *await _resolve_entries(client, episode, links=links)), key=_at)
+        )
     return tm.Timeline(
         schema_version=tm.TIMELINE_SCHEMA_VERSION,
         subject="episode",
@@ -107,8 +117,24 @@ async def episode_timeline(
         resource=episode_resource(episode),
         status=closed[-1].status if closed else "running",
         runs=(_run_ref(description, links),),
-        entries=run.entries,
+        entries=found,
     )
+
+
+def _at(entry: tm.Entry) -> datetime:
+    return entry.at
+
+
+async def _resolve_entries(
+    client: temporal_client.Client, episode: str, *, links: links_module.Links
+) -> tuple[tm.Entry, ...]:
+    """The episode's resolve and on-resolve entries, from its resource's workflow."""
+    try:
+        whole = await resource_timeline(client, episode_resource(episode), links=links)
+    except (errors.NotFoundError, IndexError):
+        return ()
+    wanted = {tm.EntryKind.RESOLVED, tm.EntryKind.ON_RESOLVE}
+    return tuple(e for e in whole.entries if e.episode == episode and e.kind in wanted)
 
 
 async def _episode_from_resource(

@@ -26,14 +26,16 @@ def test_demo_heals_the_service_prints_the_history_and_leaves_nothing_running(tm
     )
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
-    history = out[out.index("History of episode DemoServiceDown/service/demo-web/") :]
-    for line in (
-        "alert     DemoServiceDown fired for service/demo-web",
-        "playbook  restart succeeded: demo_restart.yml ok on 1 hosts, 1 changed",
-        'verify    up_again succeeded: holds: up{job="homeostat-demo", service="demo-web"} == 1',
-        "resolved  episode closed",
+    history = " ".join(
+        out[out.index("homeostat history DemoServiceDown/service/demo-web/") :].split()
+    )
+    for shown in (
+        "opened DemoServiceDown fired on service/demo-web: plan demo-restart",
+        "step succeeded restart (playbook): demo_restart.yml ok on 1 hosts, 1 changed",
+        'verification succeeded up_again (verify): holds: up{job="homeostat-demo", service="demo-web"} == 1',
+        "resolved the episode's condition cleared",
     ):
-        assert line in history, history
+        assert shown in history, history
     assert "killed demo-web" in out
     assert "answers again" in out
     assert "the episode in the Temporal Web UI: http://127.0.0.1:" in out

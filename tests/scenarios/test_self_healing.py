@@ -102,3 +102,15 @@ async def test_a_killed_service_is_restarted_and_the_episode_resolves(
     workflow = resources.remediation_workflow_id(closed.episode)
     assert await support.activities_run(temporal, workflow) == ["run_playbook", "verify_promql"]
     assert pagerduty.requests == [], "nobody was paged"
+
+    code, out, err = await support.homeostat_cli(config_path, "history", closed.episode)
+    assert code == 0, out + err
+    shown = " ".join(out.split())
+    for line in (
+        "opened DemoServiceDown fired on service/shop-web: plan demo-restart",
+        "step succeeded restart (playbook): demo_restart.yml ok on 1 hosts, 1 changed",
+        "localhost: ok, changed",
+        'verification succeeded up_again (verify): holds: up{job="homeostat-demo", service="shop-web"} == 1',
+        "resolved the episode's condition cleared",
+    ):
+        assert line in shown, out
