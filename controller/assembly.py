@@ -21,6 +21,7 @@ from temporalio import client as temporal_client
 from controller import dispatch, errors
 from controller import settings as settings_module
 from controller.api import auth as api_auth
+from controller.api import live_rules as live_rules_api
 from controller.api import operator as operator_api
 from controller.api import reads as reads_api
 from controller.api import slack as slack_api
@@ -583,8 +584,12 @@ def operator_routers(
     settings: settings_module.Settings,
     client: temporal_client.Client,
     metrics: metrics_module.Metrics,
+    ingest: Ingest | None = None,
 ) -> list[fastapi.APIRouter]:
-    """The operator API (named tokens of ``api.tokens``) and the Slack interactions route."""
+    """The operator API (named tokens of ``api.tokens``) and the Slack interactions route.
+
+    With ``ingest``, also its rules engine's live state (``/v1/alerts``, ``/v1/rules``).
+    """
     directory = identity.Directory.of(settings.api.groups)
     tokens = api_auth.TokenBook(
         {name: token.get_secret_value() for name, token in settings.api.tokens.items()}
@@ -614,4 +619,16 @@ def operator_routers(
         directory=directory,
         metrics=metrics,
     )
-    return [operator, reads, slack]
+    routers = [operator, reads, slack]
+    if ingest is not None:
+        live = ingest
+
+        def polls() -> Mapping[str, prometheus.PollHealth]:
+            return live.poller.health() if live.poller is not None else {}
+
+        routers.append(
+            live_rules_api.build_router(
+                engine=lambda: live.engine, polls=polls, authenticate=authenticate
+            )
+        )
+    return routers

@@ -245,7 +245,10 @@ def _build_app(
     app = server.create_app(
         metrics=metrics,
         readiness=readiness,
-        routers=[ingest.router, *assembly.operator_routers(ingest.settings, client, metrics)],
+        routers=[
+            ingest.router,
+            *assembly.operator_routers(ingest.settings, client, metrics, ingest),
+        ],
     )
     openapi.install(app)
     return app

@@ -263,8 +263,9 @@ async def test_every_steering_verb_through_the_api_records_the_token_name(
 async def test_openapi_declares_how_every_v1_route_authenticates_and_its_examples_are_real_events(
     tmp_path, temporal_dev_server
 ):
-    """Every /v1 route has a security requirement (operator token, webhook token, Slack signature); the webhook examples in /docs are accepted as sent."""
+    """Every /v1 route has a security requirement (operator token, webhook token, Slack signature); the webhook examples in /docs are accepted as sent; live rule state is served."""
     write_plan(tmp_path, "noop", 'steps:\n  - {id: fix, command: ["true"]}\n')
+    (tmp_path / "rules" / "live.yaml").write_text(LIVE_RULES)
     config = homeostat.make_settings(
         tmp_path,
         temporal_dev_server.address,
@@ -312,3 +313,41 @@ async def test_openapi_declares_how_every_v1_route_authenticates_and_its_example
                 f"{endpoints.api_url}{url}", json=example, headers=_bearer(ALICE)
             )
             assert refused.status_code == 401, path
+        await _live_rule_state(http, endpoints.api_url)
+
+
+LIVE_RULES = """\
+groups:
+  - name: live
+    rules:
+      - name: HotDisk
+        source: webhook
+        stream: disks
+        match: "true"
+        when: body.used_percent > 90
+        for: 1h
+        resource: host/{{ labels.host }}
+"""
+
+
+async def _live_rule_state(http, api_url: str) -> None:
+    """A disk event makes HotDisk pending for an hour: /v1/alerts lists it with the time left, /v1/rules its evaluation; both need a token."""
+    event = {"kind": "disk_full", "host": "web-7", "used_percent": 97}
+    sent = await http.post(
+        f"{api_url}/v1/events/disks", json=event, headers=_bearer("events-token-0123456789")
+    )
+    assert sent.status_code == 200, sent.text
+    assert (await http.get(f"{api_url}/v1/alerts")).status_code == 401
+    assert (await http.get(f"{api_url}/v1/rules")).status_code == 401
+    alerts = (await http.get(f"{api_url}/v1/alerts", headers=_bearer(ALICE))).json()
+    [alert] = [a for a in alerts["alerts"] if a["rule"] == "HotDisk"]
+    assert (alert["resource"], alert["state"]) == ("host/web-7", "pending")
+    assert alert["hold"] == 3600
+    assert 3500 < alert["time_left"] <= 3600
+    assert alerts["pending"] >= 1
+    rules = (await http.get(f"{api_url}/v1/rules", headers=_bearer(ALICE))).json()
+    [rule] = [r for r in rules["rules"] if r["name"] == "HotDisk"]
+    assert rule["group"] == "live"
+    assert rule["evaluations"] >= 1
+    assert rule["pending"] == 1
+    assert rule["health"] in {"ok", "unknown"}
