@@ -116,11 +116,20 @@ class SyncConnection:
         self.sock: socket.socket | None = None
         self.reader: Any = None
         self.connections = 0
+        self.last_used = time.monotonic()
+        self.keep_alive_seconds = 4.0
+        """Idle time after which the server may close (its keep-alive timeout is 5 s)."""
 
     def _connect(self) -> socket.socket:
         if self.sock is not None and select.select([self.sock], [], [], 0)[0]:
-            # Readable while idle: the server closed the kept-alive connection (its keep-alive
-            # timeout); a client opens a new one, as HTTP clients do.
+            # Readable while idle: the server closed the kept-alive connection. After its
+            # keep-alive timeout a client opens a new one, as HTTP clients do; sooner, the
+            # server dropped a connection its last answer said it would keep.
+            idle = time.monotonic() - self.last_used
+            if idle < self.keep_alive_seconds:
+                raise ConnectionError(
+                    f"the server closed a kept-alive connection after {idle:.1f} s"
+                )
             self.close()
         if self.sock is None:
             self.sock = socket.create_connection(self.address, timeout=self.timeout)
@@ -160,6 +169,7 @@ class SyncConnection:
             raise
         if answer.headers.get("connection", "").lower() == "close":
             self.close()
+        self.last_used = time.monotonic()
         return answer
 
     def _read(self) -> Response:

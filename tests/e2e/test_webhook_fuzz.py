@@ -516,6 +516,12 @@ def _write_report(tallies: dict[str, Tally]) -> None:
         )
     lines += [
         "",
+        "`connections`: TCP connections the client opened. It opens a new one only after an",
+        "answer that closed its connection (401 or 413 given before the body was read) or the",
+        "server's keep-alive timeout; a connection that broke after any other answer fails the",
+        "run. `episodes confirmed`: valid events whose answer named their transition and whose",
+        "resource workflow exists in Temporal.",
+        "",
         "Requests by kind:",
         "",
         "| route | " + " | ".join(KINDS_ORDER) + " |",
