@@ -2,9 +2,11 @@
 
 What reaches Ansible, and how:
 
-- Values (labels, annotations, plan variables) go into ``env/extravars`` as YAML strings
-  tagged ``!unsafe``: Ansible never templates them, so ``{{ lookup('pipe', ...) }}`` in a
-  label stays text. They are never put on the command line.
+- Values (labels, annotations, plan variables) go into ``env/extravars`` as JSON, every
+  string wrapped as ``{"__ansible_unsafe": ...}``: Ansible never templates them, so
+  ``{{ lookup('pipe', ...) }}`` in a label stays text, and a string stays a string (YAML's
+  ``!unsafe`` tag would let ``"on"`` become ``True`` and ``"0755"`` become 493). They are
+  never put on the command line.
 - Host names go into an inventory file of the run (group ``homeostat_run``), after a
   strict check of their spelling; the command line only says ``--limit homeostat_run``,
   so a host name can never act as a pattern (``all``, ``*``, ``!x``).
@@ -18,6 +20,7 @@ What reaches Ansible, and how:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -158,12 +161,23 @@ class Outcome:
 
 
 def write_extra_vars(private_dir: Path, extra_vars: Mapping[str, Any]) -> Path:
-    """Write ``extra_vars`` where ansible-runner passes them as ``-e @file``, all ``!unsafe``."""
+    """Write ``extra_vars`` where ansible-runner passes them as ``-e @file``, all unsafe."""
     path = private_dir / "env" / "extravars"
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_text(unsafe_yaml(extra_vars), encoding="utf-8")
+    path.write_text(json.dumps(_marked(extra_vars)), encoding="utf-8")
     path.chmod(0o600)
     return path
+
+
+def _marked(value: Any) -> Any:
+    """``value`` with every string (not mapping keys) as Ansible's JSON unsafe marker."""
+    if isinstance(value, str):
+        return {"__ansible_unsafe": value}
+    if isinstance(value, Mapping):
+        return {str(key): _marked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_marked(item) for item in value]
+    return value
 
 
 def unsafe_yaml(data: Mapping[str, Any]) -> str:

@@ -161,6 +161,19 @@ def test_values_stay_data_and_worker_secrets_stay_out(hosts, activity_env, monke
             assert b"sekrit-routing-key-1234" not in path.read_bytes(), path
 
 
+@pytest.mark.parametrize("value", ["on", "0755"])
+def test_a_string_that_looks_like_a_boolean_or_number_stays_that_string(
+    hosts, activity_env, value
+):
+    """A label value such as "on" or "0755" reaches the play as that text, not as True or 493."""
+    out = activity_env().run(
+        hosts.activities().run_playbook,
+        request(hosts, ("h1",), extra_vars=hosts.extra_vars(note=value)),
+    )
+    assert out.ok
+    assert (hosts.markers / "h1").read_text().strip() == value
+
+
 def stop_when_visited(hosts, host, stop) -> threading.Thread:
     """Call ``stop`` as soon as the playbook recorded its visit of ``host``."""
 
