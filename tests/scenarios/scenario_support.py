@@ -110,18 +110,27 @@ def _compress(value: Any, factor: int, key: str = "") -> Any:
 
 
 def compressed_copy(
-    folder: Path, *, factor: int, files: dict[str, dict[str, Any] | None]
+    folder: Path,
+    *,
+    factor: int,
+    files: dict[str, dict[str, Any] | None],
+    replace: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Copy the shipped rules/ and remediations/ to ``folder``, with time compressed.
 
     Each of ``files`` (``rules/services.yaml``, ``remediations/scale-web.yaml``) gets every
-    duration, and every PromQL range, divided by ``factor`` (at least one second); its
-    mapping, if any, then sets top-level keys. The result is the ``rules`` settings group.
+    duration, and every PromQL range, divided by ``factor`` (at least one second), and the
+    texts of ``replace`` replaced (the example URLs by the test's servers); its mapping, if
+    any, then sets top-level keys. The result is the ``rules`` settings group.
     """
     for name in ("rules", "remediations"):
         shutil.copytree(REPO / name, folder / name)
     for name, overrides in files.items():
-        data = _compress(yaml.safe_load((REPO / name).read_text()), factor)
+        text = (REPO / name).read_text()
+        for old, new in (replace or {}).items():
+            assert old in text, f"{old!r} is not in {name}"
+            text = text.replace(old, new)
+        data = _compress(yaml.safe_load(text), factor)
         data.update(overrides or {})
         (folder / name).write_text(yaml.safe_dump(data, sort_keys=False))
     return {**shipped(folder), "playbooks_dir": str(REPO / "playbooks")}
