@@ -254,7 +254,7 @@ def _step_entry(step: Step, workflow_id: str, episode: str) -> tm.Entry:
         # An approval is told when it was answered, after the request and the answer.
         at=finished if step_type == "approve" and finished else started,
         kind=kind,
-        title=f"{step.path} ({step_type}): {summary or status}",
+        title=f"{step.path} ({step_type}): {status}" + (f" - {summary}" if summary else ""),
         status=status,
         step=step.path,
         episode=episode,

@@ -111,7 +111,8 @@ async def test_homeostat_run_starts_a_plan_by_hand(tmp_path, temporal_dev_server
             "run", "demo-cleanup", "host/manual-run", "--var", "host=127.0.0.1", "--config", path
         )
         assert code == 0, out + err
-        assert '"outcome": "succeeded"' in out
+        assert "cleanup (playbook): succeeded" in out
+        assert "outcome: succeeded" in out
         assert (
             SCRATCH / "cleaned-127.0.0.1"
         ).read_text() == "demo-cleanup run by hand for host/manual-run\n"
