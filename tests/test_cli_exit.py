@@ -15,15 +15,13 @@ ALLOWED = {"session.py", "steering.py"}
 
 
 def _connects(path: Path) -> list[int]:
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in CONNECTING
-        ):
-            found.append(node.lineno)
-    return found
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in CONNECTING
+    ]
 
 
 def test_commands_reach_temporal_only_through_the_session():
