@@ -64,7 +64,7 @@ def test_replay_json_reports_the_divergence_for_tools(monkeypatch):
     monkeypatch.setitem(steps._ACTIONS, "command", _run_command_v2)
     result = runner.invoke(cli.app, ["replay", "--json", str(HISTORIES / "remediation_full.json")])
     assert result.exit_code == 1
-    [line] = result.output.splitlines()
+    [line] = [line for line in result.output.splitlines() if line.startswith("{")]
     report = json.loads(line)
     assert report["ok"] is False
     assert report["divergence"]["event_id"] == 82
