@@ -45,6 +45,10 @@ NOT_AN_APPROVER: Final = "NotAnApprover"
 """``ApplicationError.type`` of an approve/deny update rejected because the identity that
 sent it is not one of the step's approvers (nor a member of one of its groups)."""
 
+APPROVAL_CLOSED: Final = "ApprovalClosed"
+"""``ApplicationError.type`` of an approve/deny update whose answer arrived after the step
+stopped waiting (it timed out, or the episode resolved): nothing was decided by it."""
+
 UPDATE_RESET: Final = "reset"
 """Update of the resource workflow: forget cooldowns and/or budget use; argument
 ``workflows.resource_io.ResetRequest``, result its ``ResourceState``."""

@@ -298,7 +298,8 @@ class Ledger:
     def set_running_progress(self, progress: rio.Progress) -> None:
         """Record the running remediation's phase and, at an approval, who may answer it.
 
-        A new approval step has no answer yet, so ``decided`` starts false again.
+        A new approval step has no answer yet, so ``decided`` starts false again; an
+        approval step that ends adds whose answer it took to ``answers``.
         """
         running = self.running
         if running is None or running.episode != progress.episode:
@@ -314,6 +315,7 @@ class Ledger:
                 decided=False,
             )
         else:
+            ended = running.phase is io.Phase.AWAITING_APPROVAL
             self.running = replace(
                 running,
                 phase=phase,
@@ -321,6 +323,7 @@ class Ledger:
                 approval_step="",
                 approval_deadline=None,
                 decided=False,
+                answers=(*running.answers, progress.answered_by) if ended else running.answers,
             )
 
     def start_cooldown(self, plan: str, cooldown: timedelta, now: datetime) -> None:

@@ -43,6 +43,7 @@ class RemediationWorkflow:
             total=len(request.plan.steps),
         )
         self._runner: steps.Runner | None = None
+        self._answered_by = ""
         self._report_result = False
 
     @workflow.run
@@ -156,6 +157,7 @@ class RemediationWorkflow:
         """
         changed = phase is not self._progress.phase
         awaiting = phase is rio.ProgressPhase.AWAITING_APPROVAL
+        was_awaiting = self._progress.phase is rio.ProgressPhase.AWAITING_APPROVAL
         self._progress = rio.Progress(
             episode=self._request.episode,
             phase=phase,
@@ -164,6 +166,7 @@ class RemediationWorkflow:
             approval_message=message if awaiting else "",
             approvers=approval.approvers if awaiting and approval is not None else (),
             approval_deadline=deadline if awaiting else None,
+            answered_by=self._answered_by if was_awaiting and not awaiting else "",
         )
         if changed:
             await self._tell_parent(contract.SIGNAL_REMEDIATION_PROGRESS, self._progress)
@@ -179,6 +182,7 @@ class RemediationWorkflow:
         hears that it waits, so an answer sent right away is never dropped.
         """
         self._answers.clear()
+        self._answered_by = ""
         self._approvers = step.approvers
         telemetry.approval_requested()
         ends_at = workflow.now() + max(deadline, timedelta(0))
@@ -205,11 +209,16 @@ class RemediationWorkflow:
                     lambda: bool(self._answers) or self.cancelled(), timeout=wait
                 )
             answer = self._answers[0] if self._answers else None
+            self._approvers = None
             if answer is not None:
                 decision = "approved" if answer.approved else "denied"
                 telemetry.approval_decided(decision, str(answer.channel))
+                self._answered_by = answer.by
             else:
                 telemetry.approval_decided("cancelled" if self.cancelled() else "timed_out", "none")
+            # The step is over: say so (and whose answer it took) before the Slack update,
+            # so the approver's update is answered without waiting for Slack.
+            await self.report(rio.ProgressPhase.REMEDIATING, path)
             if posted is not None:
                 await approval_messages.update(
                     self._request,

@@ -185,6 +185,8 @@ class Progress:
         approval_message: what the approver is asked, while awaiting approval.
         approvers: who may answer, while awaiting approval (empty: anyone).
         approval_deadline: when the approval step stops waiting.
+        answered_by: in the report that ends an approval step, whose answer it took
+            (empty: none, it timed out or the episode resolved first).
     """
 
     episode: resources.EpisodeId
@@ -195,6 +197,7 @@ class Progress:
     approval_message: str = ""
     approvers: tuple[str, ...] = ()
     approval_deadline: datetime | None = None
+    answered_by: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,6 +39,13 @@ MANUAL_ENDS_PATCH = "homeostat-manual-episode-ends"
 _SETTLED = frozenset({io.EpisodeStatus.OPEN, io.EpisodeStatus.SUPPRESSED, io.EpisodeStatus.SKIPPED})
 
 
+_CONFIRMED_ANSWERS = "approval-answers-confirmed"
+"""Patch: approve/deny updates wait for the step to take the answer (histories before it
+answered as soon as the answer was sent)."""
+_CONFIRM_WITHIN = timedelta(minutes=1)
+"""A remediation reports the end of its approval step at once; past this, answer anyway."""
+
+
 @workflow.defn(name=contract.RESOURCE_WORKFLOW)
 class ResourceWorkflow:
     """The durable memory of one resource."""
@@ -476,6 +483,7 @@ class ResourceWorkflow:
 
     async def _decide(self, request: io.DecisionRequest, *, approved: bool) -> io.DecisionAck:
         running = self._ledger.running
+        closed_before = len(running.answers) if running is not None else 0
         if running is not None and running.episode == request.episode:
             self._ledger.running = replace(running, decided=True)
         child_id = resources.remediation_workflow_id(request.episode)
@@ -489,7 +497,42 @@ class ResourceWorkflow:
                 groups=request.groups,
             ),
         )
+        if workflow.patched(_CONFIRMED_ANSWERS):
+            await self._confirm(request, closed_before)
         return io.DecisionAck(episode=request.episode, workflow_id=child_id)
+
+    async def _confirm(self, request: io.DecisionRequest, closed_before: int) -> None:
+        """Wait until the approval step ends; refuse the update unless it took this answer.
+
+        The step may time out (or the episode resolve) while the answer travels; the
+        remediation then ignores it, and the caller must hear that it did not count.
+        """
+
+        def step_over() -> bool:
+            running = self._ledger.running
+            return (
+                running is None
+                or running.episode != request.episode
+                or len(running.answers) > closed_before
+            )
+
+        try:
+            await workflow.wait_condition(step_over, timeout=_CONFIRM_WITHIN)
+        except TimeoutError:
+            workflow.logger.warning("no word from %s on %s's answer", request.episode, request.by)
+            return
+        running = self._ledger.running
+        if running is None or running.episode != request.episode:
+            return  # the remediation ended first: its record says whose answer counted
+        taken = running.answers[closed_before]
+        if taken != request.by:
+            why = f"it took {taken}'s answer" if taken else "it timed out or was cancelled"
+            raise exceptions.ApplicationError(
+                f"the approval step {request.episode} waited at ended before this answer "
+                f"arrived ({why}); nothing was decided by {request.by}",
+                type=contract.APPROVAL_CLOSED,
+                non_retryable=True,
+            )
 
     @workflow.update(name=contract.UPDATE_SILENCE)
     def silence(self, request: io.SilenceRequest) -> io.ResourceState:

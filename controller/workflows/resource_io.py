@@ -165,6 +165,7 @@ class Running:
         approval_step: the path of that step.
         approval_deadline: when that step stops waiting.
         decided: an answer to that step was handed over; later ones are refused.
+        answers: for each approval step that ended, whose answer it took (empty: none).
     """
 
     episode: resources.EpisodeId
@@ -181,6 +182,7 @@ class Running:
     approval_step: str = ""
     approval_deadline: datetime | None = None
     decided: bool = False
+    answers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

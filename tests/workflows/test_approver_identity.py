@@ -4,13 +4,16 @@ from datetime import timedelta
 
 import pytest
 from fakes import fired, make_plan, remediation_result, resolved, send, until
+from temporalio import workflow
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
 
 from controller.domain import approvals, contract
 from controller.workflows import activity_io as aio
 from controller.workflows import remediation_io as rio
 from controller.workflows import resource_io as io
+from controller.workflows.resource import ResourceWorkflow
 
 RESTRICTED_PLAN = """
 steps:
@@ -123,3 +126,52 @@ async def test_reset_ends_the_cooldown_and_forgets_the_budget(ts):
     await send(ts.client, second, task_queue=ts.task_queue)
     assert (await remediation_result(ts.client, second)).outcome is rio.Outcome.SUCCEEDED
     assert ts.acts.steps(aio.RUN_COMMAND, resource) == ["restart", "restart"]
+
+
+@workflow.defn(name=contract.REMEDIATION_WORKFLOW, sandboxed=False)
+class LateRemediation:
+    """A remediation whose approval step times out just as an answer arrives: it asks, then ends the step without taking the answer."""
+
+    def __init__(self) -> None:
+        self.answered = False
+
+    @workflow.run
+    async def run(self, request: rio.RemediationInput) -> rio.RemediationResult:
+        parent = workflow.get_external_workflow_handle(request.report_to)
+        ask = rio.Progress(
+            episode=request.episode, phase=rio.ProgressPhase.AWAITING_APPROVAL, step="ask"
+        )
+        await parent.signal(contract.SIGNAL_REMEDIATION_PROGRESS, ask)
+        await workflow.wait_condition(lambda: self.answered)
+        over = rio.Progress(
+            episode=request.episode, phase=rio.ProgressPhase.REMEDIATING, step="ask"
+        )
+        await parent.signal(contract.SIGNAL_REMEDIATION_PROGRESS, over)
+        return rio.RemediationResult(episode=request.episode, outcome=rio.Outcome.ESCALATED)
+
+    @workflow.signal(name=contract.SIGNAL_DECISION)
+    def decide(self, answer: rio.Decision) -> None:
+        del answer
+        self.answered = True
+
+
+async def test_an_answer_that_arrives_after_the_step_ended_is_refused_not_approved(ts):
+    """The step stops waiting as alice's approval arrives: the update fails with ApprovalClosed instead of reporting approved."""
+    ts.acts.plans["late"] = make_plan(
+        "steps:\n  - {id: ask, approve: {deadline: 1h}}\n  - {id: go, command: [go]}\n", name="late"
+    )
+    resource = "service/late-answer"
+    episode = fired(resource, plan="late")
+    async with Worker(
+        ts.client,
+        task_queue="late-answer",
+        workflows=[ResourceWorkflow, LateRemediation],
+        activities=ts.acts.activities(),
+    ):
+        handle = await send(ts.client, episode, task_queue="late-answer")
+        await until(ts.client, resource, lambda s: s.phase is io.Phase.AWAITING_APPROVAL)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await _decide(handle, contract.UPDATE_APPROVE, episode.episode, "alice")
+        assert refused.value.cause.type == contract.APPROVAL_CLOSED
+        assert "timed out or was cancelled" in str(refused.value.cause)
+        await handle.terminate("test over")
