@@ -19,6 +19,7 @@ from rich import console as rich_console
 from controller import __version__, errors, service
 from controller import settings as settings_module
 from controller import worker as worker_module
+from controller.commands import backtest as backtest_commands
 from controller.commands import demo as demo_command
 from controller.commands import history as history_command
 from controller.commands import replay as replay_command
@@ -38,6 +39,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+rules_commands.app.command("backtest")(backtest_commands.command)
 app.add_typer(rules_commands.app, name="rules")
 steering_commands.register(resource_commands.app)
 app.add_typer(resource_commands.app, name="resource")

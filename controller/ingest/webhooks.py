@@ -398,7 +398,7 @@ def _gitlab_parser(clock: Callable[[], datetime]) -> Parser:
         value = payloads.loads(body)
         if not isinstance(value, dict):
             raise errors.PayloadError("(body)", "must be a JSON object")
-        return [_gitlab_observation(kind, value, clock())]
+        return [gitlab_observation(kind, value, clock())]
 
     return parse
 
@@ -433,7 +433,8 @@ def _events_parser(config: WebhookConfig, clock: Callable[[], datetime], stream:
     return parse
 
 
-def _gitlab_observation(kind: str, body: dict[str, Any], at: datetime) -> observations.Observation:
+def gitlab_observation(kind: str, body: dict[str, Any], at: datetime) -> observations.Observation:
+    """A GitLab webhook body of kind ``kind`` (the stream) as an observation at ``at``."""
     project = _object(body.get("project"))
     attributes = _object(body.get("object_attributes"))
     ref = body.get("ref") or attributes.get("ref") or attributes.get("target_branch") or ""

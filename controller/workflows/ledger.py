@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from temporalio import workflow
 
@@ -57,6 +58,16 @@ def ended_as(record: io.EpisodeRecord) -> str:
     if record.outcome is not None:
         return record.outcome.value
     return _ENDED_WITHOUT_REMEDIATION[record.status]
+
+
+class Admission(StrEnum):
+    """What a new episode with a plan does, given what the resource is doing (``admit``)."""
+
+    START = "start"
+    """Nothing is running: its remediation starts now (``refusal`` may still escalate it)."""
+    QUEUED = "queued"
+    MERGED = "merged"
+    SKIPPED = "skipped"
 
 
 class Ledger:
@@ -170,6 +181,32 @@ class Ledger:
     def suppression_reason(self) -> telemetry.Suppression:
         """Why automation is off (``suppression`` said it is): paused, or silenced."""
         return telemetry.Suppression.PAUSE if self.paused else telemetry.Suppression.SILENCE
+
+    def admit(self, record: io.EpisodeRecord, plan: spec.Plan, now: datetime) -> Admission:
+        """Open a new episode with ``plan``, by the plan's concurrency if one is running.
+
+        The record is added (with the plan's ``on_resolve``), queued, merged into the
+        running remediation or skipped; ``START`` means the caller starts it now. Pure, so
+        the resource workflow and ``homeostat rules backtest`` decide the same way.
+        """
+        record = replace(record, on_resolve=plan.on_resolve)
+        running = self.running
+        if running is None:
+            self.add(record, now)
+            return Admission.START
+        if plan.concurrency is spec.Concurrency.QUEUE:
+            self.add(replace(record, status=io.EpisodeStatus.QUEUED), now)
+            self.queue.append(record.episode)
+            return Admission.QUEUED
+        if plan.concurrency is spec.Concurrency.MERGE:
+            self.add(
+                replace(record, status=io.EpisodeStatus.MERGED, merged_into=running.episode), now
+            )
+            self.running = replace(running, merged=(*running.merged, record.episode))
+            return Admission.MERGED
+        note = f"skipped: {running.episode} was being remediated"
+        self.add(replace(record, status=io.EpisodeStatus.SKIPPED, note=note), now)
+        return Admission.SKIPPED
 
     def spend(self, plan: spec.Plan, now: datetime) -> None:
         """Count a remediation of ``plan`` starting at ``now`` against its budget."""

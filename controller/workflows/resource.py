@@ -235,22 +235,10 @@ class ResourceWorkflow:
         if plan is None:
             book.add(replace(record, note=problem), now)
             return
-        record = replace(record, on_resolve=plan.on_resolve)
-        running = book.running
-        if running is None:
-            book.add(record, now)
-            await self._start(record, plan)
-        elif plan.concurrency is spec.Concurrency.QUEUE:
-            book.add(replace(record, status=io.EpisodeStatus.QUEUED), now)
-            book.queue.append(fired.episode)
-        elif plan.concurrency is spec.Concurrency.MERGE:
-            book.add(
-                replace(record, status=io.EpisodeStatus.MERGED, merged_into=running.episode), now
-            )
-            book.running = replace(running, merged=(*running.merged, fired.episode))
-        else:
-            note = f"skipped: {running.episode} was being remediated"
-            book.add(replace(record, status=io.EpisodeStatus.SKIPPED, note=note), now)
+        admission = book.admit(record, plan, now)
+        if admission is ledger_module.Admission.START:
+            await self._start(book.episodes[fired.episode], plan)
+        elif admission is ledger_module.Admission.SKIPPED:
             telemetry.suppressed(telemetry.Suppression.CONCURRENCY)
 
     async def _start(self, record: io.EpisodeRecord, plan: spec.Plan) -> None:
