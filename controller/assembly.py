@@ -41,6 +41,7 @@ from controller.ingest import assignment as assignment_module
 from controller.observability import metrics as metrics_module
 from controller.operations import identity, links, steering
 from controller.plans import bundle
+from controller.plans import needs as plan_needs
 from controller.plans import spec as plans_spec
 from controller.plans import watcher as watcher_module
 from controller.rules import engine as engine_module
@@ -542,35 +543,67 @@ def warn_at_start(settings: settings_module.Settings, loaded: bundle.Bundle) -> 
                 rules=readers,
                 hint=f"no credentials are configured: set {setting}",
             )
-    sinks = {
-        "page": (
-            settings.paging.routing_key is not None or bool(settings.paging.routing_keys),
-            "paging.routing_key",
-        ),
-        "ticket": (settings.ticketing.url is not None, "ticketing.url"),
+    for unmet in unmet_needs(settings, loaded.plans):
+        log.warning(
+            "plan_needs_unconfigured",
+            plan=unmet.plan,
+            need=unmet.need.value,
+            steps=list(unmet.steps),
+            hint=f"those steps will fail: set {unmet.setting}",
+        )
+
+
+_NEED_SETTINGS: dict[plan_needs.Need, str] = {
+    plan_needs.Need.INVENTORY: "ansible.inventory or cmdb.url",
+    plan_needs.Need.PAGING: "paging.routing_key",
+    plan_needs.Need.TICKETING: "ticketing.url",
+    plan_needs.Need.SLACK: "slack.bot_token",
+    plan_needs.Need.PROMETHEUS: "prometheus.url",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnmetNeed:
+    """A plan needs what the settings do not provide.
+
+    Attributes:
+        plan: the plan's name.
+        need: what it needs.
+        steps: the steps (and ladder rungs) that need it.
+        setting: the setting that would provide it.
+    """
+
+    plan: str
+    need: plan_needs.Need
+    steps: tuple[str, ...]
+    setting: str
+
+
+def provided(settings: settings_module.Settings) -> set[plan_needs.Need]:
+    """The needs the settings provide."""
+    given = {
+        plan_needs.Need.INVENTORY: settings.ansible.inventory is not None
+        or settings.cmdb.url is not None,
+        plan_needs.Need.PAGING: settings.paging.routing_key is not None
+        or bool(settings.paging.routing_keys),
+        plan_needs.Need.TICKETING: settings.ticketing.url is not None,
+        plan_needs.Need.SLACK: settings.slack.bot_token is not None,
+        plan_needs.Need.PROMETHEUS: settings.prometheus.url is not None,
     }
-    for name, plan in sorted(loaded.plans.items()):
-        used = _action_kinds(plan)
-        for kind, (configured, setting) in sinks.items():
-            if kind in used and not configured:
-                log.warning(
-                    "plan_needs_unconfigured_sink",
-                    plan=name,
-                    action=kind,
-                    hint=f"its {kind} actions will fail: set {setting}",
-                )
+    return {need for need, ok in given.items() if ok}
 
 
-def _action_kinds(plan: plans_spec.Plan) -> set[str]:
-    """Every step kind a plan may run: its steps (inside for_each too) and escalation."""
-    found: set[str] = {level.action.kind for level in plan.escalation}
-    pending: list[plans_spec.Step] = list(plan.steps)
-    while pending:
-        step = pending.pop()
-        found.add(step.kind)
-        if isinstance(step, plans_spec.ForEachStep):
-            pending += step.steps
-    return found
+def unmet_needs(
+    settings: settings_module.Settings, plans: Mapping[str, plans_spec.Plan]
+) -> list[UnmetNeed]:
+    """What each plan needs and the settings do not provide, by plan name then need."""
+    have = provided(settings)
+    return [
+        UnmetNeed(plan=name, need=need, steps=steps, setting=_NEED_SETTINGS[need])
+        for name, plan in sorted(plans.items())
+        for need, steps in sorted(plan_needs.of(plan).items())
+        if need not in have
+    ]
 
 
 def _querier(settings: settings_module.Settings) -> prometheus.Querier:

@@ -39,7 +39,7 @@ def test_no_rules_is_a_warning_naming_the_folder(tmp_path):
 
 
 def test_shipped_rules_without_credentials_or_sinks_warn_once_each(tmp_path):
-    """The shipped set with no secrets: each webhook its rules need refuses everyone, and plans that page or ticket cannot."""
+    """The shipped set with no secrets: each webhook its rules need refuses everyone, and each plan names what it needs that is not set up."""
     for folder in ("rules", "remediations", "playbooks"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     events = _events(_rules(tmp_path))
@@ -47,18 +47,23 @@ def test_shipped_rules_without_credentials_or_sinks_warn_once_each(tmp_path):
         event["endpoint"] for event in events if event["event"] == "webhook_refuses_everything"
     }
     assert refused == {"/v1/events", "/v1/alertmanager"}
-    sinks = {
-        (event["plan"], event["action"])
+    needs = {
+        (event["plan"], event["need"])
         for event in events
-        if event["event"] == "plan_needs_unconfigured_sink"
+        if event["event"] == "plan_needs_unconfigured"
     }
-    assert ("page-oncall", "page") in sinks
-    assert ("restart-service", "ticket") in sinks
-    assert all(action in {"page", "ticket"} for _, action in sinks)
+    assert ("page-oncall", "paging") in needs
+    assert ("restart-service", "ticketing") in needs
+    assert ("patch-group", "inventory") in needs
+    assert ("demo-restart", "prometheus") in needs
+    assert all(need in {"paging", "ticketing", "inventory", "prometheus"} for _, need in needs)
+    apt = next(e for e in events if (e.get("plan"), e.get("need")) == ("apt-update", "inventory"))
+    assert apt["steps"] == ["per_host"]
+    assert apt["hint"] == "those steps will fail: set ansible.inventory or cmdb.url"
 
 
 def test_configured_credentials_and_sinks_silence_the_warnings(tmp_path):
-    """With tokens, a routing key and Jira set, the shipped set starts without a warning."""
+    """With tokens, a routing key, Jira, an inventory and Prometheus set, the shipped set starts without a warning."""
     for folder in ("rules", "remediations", "playbooks"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     config = _rules(
@@ -67,5 +72,7 @@ def test_configured_credentials_and_sinks_silence_the_warnings(tmp_path):
         alertmanager=settings.AlertmanagerSettings(bearer_token="am-token"),
         paging=settings.PagingSettings(routing_key="R0UTINGKEY0000000000000000000000"),
         ticketing=settings.TicketingSettings(url="https://jira.example", user="u", token="t"),
+        ansible=settings.AnsibleSettings(inventory=tmp_path / "inventory.yml"),
+        prometheus=settings.PrometheusSettings(url="http://127.0.0.1:9090"),
     )
     assert _events(config) == []

@@ -16,7 +16,8 @@ from typing import Annotated
 
 import typer
 
-from controller import errors
+from controller import assembly, errors
+from controller import settings as settings_module
 from controller.ingest import promql
 from controller.plans import bundle
 from controller.rules import loader, promtool, rule_tests, sandbox, schema
@@ -70,10 +71,22 @@ def lint(
         Path | None,
         typer.Option(help="Folder of playbooks the plans run (default: playbooks/ beside them)."),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Settings file: also check that it configures what each plan needs "
+            "(an inventory, paging, ticketing, Slack, Prometheus).",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Check rules, plans and playbooks as one set, as start-up and hot reload load it.
 
     Each problem prints as file:line:column: message; the exit status is 1 if there is any.
+    With --config, a plan step that needs something the settings do not configure (an
+    inventory group without an inventory, a page without a routing key ...) is a problem.
     """
     found = targets(paths, remediations=remediations)
     playbooks_dir = playbooks
@@ -89,7 +102,10 @@ def lint(
         for path in found.rules
         if not path.exists()
     ]
-    problems += bundle.check(sources).problems
+    checked_set = bundle.check(sources)
+    problems += checked_set.problems
+    if config is not None and checked_set.bundle is not None:
+        problems += _needs_problems(config, checked_set.bundle)
     for problem in problems:
         typer.echo(str(problem))
     if problems:
@@ -99,6 +115,22 @@ def lint(
     if found.remediations is not None:
         checked.append(str(found.remediations))
     typer.echo(f"ok: {', '.join(checked)}")
+
+
+def _needs_problems(config: Path, loaded: bundle.Bundle) -> list[errors.RuleFileError]:
+    try:
+        settings = settings_module.load(config)
+    except errors.ConfigError as exc:
+        typer.echo(f"homeostat: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    return [
+        errors.RuleFileError(
+            errors.SourcePosition(path=loaded.plans[unmet.plan].source, line=1, column=1),
+            f"plan {unmet.plan} needs {unmet.need.value} (steps {', '.join(unmet.steps)}) but "
+            f"{config} does not set {unmet.setting}",
+        )
+        for unmet in assembly.unmet_needs(settings, loaded.plans)
+    ]
 
 
 def find_test_files(paths: list[Path]) -> list[Path]:

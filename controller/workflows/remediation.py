@@ -24,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
     from controller.workflows import remediation_io as rio
 
 _ESCALATE_ON = (rio.Outcome.ESCALATED, rio.Outcome.TIMED_OUT)
+_RUNG = "escalation_"
+"""Step paths of escalation rungs start with this (``escalation_1`` ...)."""
 
 
 @workflow.defn(name=contract.REMEDIATION_WORKFLOW)
@@ -96,7 +98,7 @@ class RemediationWorkflow:
                     )
             if self._resolved_at is not None:
                 break
-            await runner.one(rung.action, f"escalation_{index}", None, {})
+            await runner.one(rung.action, f"{_RUNG}{index}", None, {})
             level = index
         return level
 
@@ -258,7 +260,14 @@ class RemediationWorkflow:
 
 
 def _summary(outcome: rio.Outcome, records: list[rio.StepRecord]) -> str:
+    """One line: the first step that failed (the root cause), then a rung that failed too."""
     failed = [record for record in records if not record.ok]
     if outcome is rio.Outcome.SUCCEEDED or not failed:
         return f"{outcome.value}: {len(records)} steps"
-    return f"{outcome.value} at {failed[-1].step}: {failed[-1].summary}"
+    steps = [record for record in failed if not record.step.startswith(_RUNG)]
+    rungs = [record for record in failed if record.step.startswith(_RUNG)]
+    cause = steps[0] if steps else rungs[0]
+    line = f"{outcome.value} at {cause.step}: {cause.summary}"
+    if rungs and rungs[0] is not cause:
+        line += f"; then {rungs[0].step} failed too: {rungs[0].summary}"
+    return line

@@ -58,6 +58,8 @@ class FakeActivities:
     inventory: tuple[str, ...] = ("h1", "h2", "h3")
     failing_hosts: set[str] = field(default_factory=set)
     command_delay: float = 0.0
+    ticket_error: str = ""
+    """When set, opening a ticket fails for good with this message (Jira not configured)."""
 
     def named(self, name: str, resource: str | None = None) -> list[Call]:
         """Calls of one activity (about one resource), in order."""
@@ -175,6 +177,10 @@ class FakeActivities:
     @activity.defn(name=aio.TICKET_CREATE)
     async def ticket_create(self, request: aio.TicketCreateInput) -> aio.TicketOutput:
         self._record(aio.TICKET_CREATE, request)
+        if self.ticket_error:
+            raise ApplicationError(
+                self.ticket_error, type=aio.PERMANENT_ERROR, non_retryable=True
+            )
         return aio.TicketOutput(key="OPS-1", url="https://jira.example/OPS-1")
 
     @activity.defn(name=aio.TICKET_COMMENT)

@@ -207,6 +207,33 @@ async def test_failed_remediation_climbs_the_ladder_and_resolve_cleans_up(ts):
     assert created.arg.episode_label == aio.ticket_label(episode.episode)
 
 
+ROOT_CAUSE_PLAN = """
+steps:
+  - {id: restart, command: [systemctl, restart, web]}
+escalation:
+  - ticket: {project: OPS, summary: "web does not restart"}
+"""
+
+
+async def test_the_result_names_the_failed_step_first_when_the_ladder_fails_too(ts):
+    """A failed step then a failing ticket rung: the message says what failed first, then the rung."""
+    plan = _plan(ts, "root-cause", ROOT_CAUSE_PLAN)
+    resource = "service/root-cause"
+    ts.acts.command_exit[resource] = 1
+    ts.acts.ticket_error = "ticketing is not configured (no Jira URL)"
+    try:
+        episode = fired(resource, plan=plan)
+        await _send(ts, episode)
+        result = await _result(ts, episode, skip=True)
+    finally:
+        ts.acts.ticket_error = ""
+    assert result.outcome is rio.Outcome.ESCALATED
+    assert result.message == (
+        "escalated at restart: systemctl exited with 1; then escalation_1 failed too: "
+        "PermanentError: ticketing is not configured (no Jira URL)"
+    )
+
+
 async def test_resolve_during_the_ladder_stops_it(ts):
     """When the episode resolves while the ladder waits, no ticket is opened."""
     plan = _plan(ts, "ladder", LADDER_PLAN)
