@@ -18,9 +18,10 @@ import typer
 
 from controller import assembly, errors
 from controller import settings as settings_module
-from controller.ingest import promql
+from controller.domain import observations
+from controller.ingest import promql, recorded
 from controller.plans import bundle
-from controller.rules import loader, promtool, rule_tests, sandbox, schema
+from controller.rules import loader, model, promtool, rule_tests, sandbox, schema
 
 app = typer.Typer(
     help="Lint rule files and run rule tests (promtool's format).", no_args_is_help=True
@@ -198,11 +199,31 @@ def _report(outcomes: list[rule_tests.Outcome], verdicts: dict[Path, promtool.Ve
                 typer.echo(f"    {failure}")
         else:
             typer.echo(f"  SUCCESS ({outcome.checks} checks)")
+        typer.echo(f"  {_exercised(outcome)}")
     return failed
 
 
+def _exercised(outcome: rule_tests.Outcome) -> str:
+    """Which inputs the file gave, and which rules they reached (and which none did)."""
+    events = ", ".join(f"{count} {source}" for source, count in sorted(outcome.events.items()))
+    inputs = f"{outcome.series} series" + (f", events: {events}" if events else ", no events")
+    reached = sorted(rule for rule, count in outcome.exercised.items() if count)
+    idle = sorted(rule for rule, count in outcome.exercised.items() if not count)
+    text = f"inputs: {inputs}; rules exercised: {', '.join(reached) or 'none'}"
+    return text + (f"; not exercised: {', '.join(idle)}" if idle else "")
+
+
 def run_tests(parsed: list[rule_tests.TestFile]) -> list[rule_tests.Outcome]:
-    """Run parsed test files against one sandbox Prometheus holding all their series."""
+    """Run parsed test files; one sandbox Prometheus holds all their series, if any has some.
+
+    Events (``input_events``) are decoded by ingest's own decoders, as if received.
+    """
+    if not any(_needs_prometheus(test_file) for test_file in parsed):
+        offsets = [[rule_tests.EPOCH for _ in test_file.spec.tests] for test_file in parsed]
+        return [
+            rule_tests.run(test_file, offsets=where, query=_no_prometheus, decode=_decode)
+            for test_file, where in zip(parsed, offsets, strict=True)
+        ]
     with sandbox.Sandbox() as box:
         offsets = rule_tests.write_series(
             parsed,
@@ -216,9 +237,29 @@ def run_tests(parsed: list[rule_tests.TestFile]) -> list[rule_tests.Outcome]:
             return client.instant(expr, at=at)
 
         return [
-            rule_tests.run(test_file, offsets=where, query=query)
+            rule_tests.run(test_file, offsets=where, query=query, decode=_decode)
             for test_file, where in zip(parsed, offsets, strict=True)
         ]
+
+
+def _needs_prometheus(test_file: rule_tests.TestFile) -> bool:
+    prometheus_rules = any(
+        rule.family is model.Family.PROMETHEUS for rule in test_file.rule_set.rules.values()
+    )
+    return prometheus_rules or any(
+        group.input_series or group.promql_expr_test for group in test_file.spec.tests
+    )
+
+
+def _no_prometheus(expr: str, at: datetime) -> list[promql.Sample]:
+    del expr, at
+    return []
+
+
+def _decode(item: rule_tests.EventSpec, at: datetime) -> list[observations.Observation]:
+    return recorded.test_event(
+        observations.SourceKind(item.source.value), stream=item.stream, event=item.event, at=at
+    )
 
 
 def _promtool(parsed: list[rule_tests.TestFile]) -> dict[Path, promtool.Verdict]:

@@ -137,3 +137,34 @@ def _request(value: Any, timestamp_field: str) -> list[observations.Observation]
 
 def _from_millis(timestamp_ms: int) -> datetime:
     return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
+
+
+def test_event(
+    source: observations.SourceKind, *, stream: str, event: Mapping[str, Any], at: datetime
+) -> list[observations.Observation]:
+    """A rule test's ``input_events`` item, sent at ``at``, as ingest would receive it.
+
+    Kafka and webhook events are decoded as received at ``at``; a GitLab event is a
+    webhook body of kind ``stream``; an Alertmanager event is one alert (``status``,
+    ``labels``, ``annotations``) that fires, or resolves, at ``at``.
+
+    Raises:
+        errors.PayloadError: the event is not what that source accepts.
+    """
+    if source is observations.SourceKind.ALERTMANAGER:
+        status = str(event.get("status", "firing"))
+        alert = {
+            "status": status,
+            "labels": event.get("labels", {}),
+            "annotations": event.get("annotations", {}),
+            "startsAt": event.get("startsAt", at.isoformat()),
+        }
+        if status == "resolved":
+            alert["endsAt"] = at.isoformat()
+        body: Any = {"version": "4", "receiver": stream or "homeostat", "alerts": [alert]}
+        return webhook_request(body, source=source, stream=stream, received_at=at)
+    if source is observations.SourceKind.KAFKA:
+        return [events.decode(dict(event), source=source, stream=stream, received_at=at)]
+    return webhook_request(
+        dict(event), source=source, stream=stream or DEFAULT_STREAM, received_at=at
+    )

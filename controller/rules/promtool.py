@@ -98,6 +98,7 @@ def convert(test_file: rule_tests.TestFile, folder: Path) -> Path:
     spec["rule_files"] = [rules_path.name]
     for group in spec.get("tests", []):
         group.pop("exp_transitions", None)
+        group.pop("input_events", None)
     test_path = folder / f"{stem}.promtool.yml"
     test_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return test_path

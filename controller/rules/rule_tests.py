@@ -16,16 +16,18 @@ the group's start, as promtool reports them.
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pydantic
 
 from controller import errors
-from controller.domain import durations, transitions
+from controller.domain import durations, observations, transitions
 from controller.rules import alerts, engine, loader, model, schema, series, sourcemap
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -39,6 +41,8 @@ _DUPLICATES = "vector contains metrics with the same labelset after applying ale
 """promtool's words for the evaluation error, so both tools say the same."""
 
 Query = Callable[[str, datetime], Sequence[alerts.Sample]]
+Decode = Callable[["EventSpec", datetime], Sequence[observations.Observation]]
+"""What ingest makes of an ``input_events`` item sent at an instant."""
 """Evaluate PromQL at an instant (``ingest.promql.Client.instant``)."""
 Write = Callable[[Iterable[tuple[dict[str, str], tuple[tuple[int, float], ...]]]], None]
 """Store series as (labels, (milliseconds, value) points)."""
@@ -96,12 +100,31 @@ class TransitionSpec(_Strict):
     remediation: str | None = None
 
 
+class EventSpec(_Strict):
+    """``input_events`` item (Homeostat's extension): an event, as its source sends it.
+
+    ``event`` is the JSON body: a Kafka message's value, a webhook request's body, a GitLab
+    webhook body (``stream`` is its kind, like ``pipeline``), or one Alertmanager alert
+    (``status``, ``labels``, ``annotations``; it fires or resolves at ``at``). ``at`` is
+    relative to the group's start, like ``eval_time``; ``repeat`` sends it that many times,
+    ``every`` apart.
+    """
+
+    at: schema.Duration
+    source: schema.Source
+    stream: str = ""
+    event: dict[str, Any] = pydantic.Field(default_factory=dict)
+    repeat: int = pydantic.Field(default=1, ge=1, le=100_000)
+    every: schema.Duration = "0"
+
+
 class GroupSpec(_Strict):
     """``tests`` item."""
 
     name: str = ""
     interval: schema.Duration | None = None
     input_series: list[SeriesSpec] = pydantic.Field(default_factory=list)
+    input_events: list[EventSpec] = pydantic.Field(default_factory=list)
     alert_rule_test: list[AlertTestSpec] = pydantic.Field(default_factory=list)
     promql_expr_test: list[ExprTestSpec] = pydantic.Field(default_factory=list)
     exp_transitions: list[TransitionSpec] | None = None
@@ -128,11 +151,16 @@ class TestFile:
 
 @dataclass(kw_only=True)
 class Outcome:
-    """What running one file found."""
+    """What running one file found, and what it exercised."""
 
     path: Path
     failures: list[str] = field(default_factory=list)
     checks: int = 0
+    series: int = 0
+    events: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Events fed, by source."""
+    exercised: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Evaluations (Prometheus) or events that reached each rule, by rule name."""
 
 
 def parse(path: Path, *, known_remediations: set[str] | None = None) -> TestFile:
@@ -200,16 +228,53 @@ def write_series(files: Sequence[TestFile], write: Write) -> list[list[datetime]
     return offsets
 
 
-def run(test_file: TestFile, *, offsets: Sequence[datetime], query: Query) -> Outcome:
-    """Run every test group of ``test_file``, its series written at ``offsets``."""
+def run(
+    test_file: TestFile,
+    *,
+    offsets: Sequence[datetime],
+    query: Query,
+    decode: Decode | None = None,
+) -> Outcome:
+    """Run every test group of ``test_file``, its series written at ``offsets``.
+
+    Args:
+        test_file: the parsed file.
+        offsets: where each group's series were written (``write_series``).
+        query: evaluates PromQL at an instant.
+        decode: turns an ``input_events`` item at an instant into what ingest would make
+            of it (``ingest.recorded.test_event``); needed when a group has events.
+    """
     outcome = Outcome(path=test_file.path)
     for group, offset in zip(test_file.spec.tests, offsets, strict=True):
-        _run_group(test_file, group, offset=offset, query=query, outcome=outcome)
+        _run_group(test_file, group, offset=offset, query=query, decode=decode, outcome=outcome)
     return outcome
 
 
-def _run_group(
-    test_file: TestFile, group: GroupSpec, *, offset: datetime, query: Query, outcome: Outcome
+def _events(group: GroupSpec, decode: Decode | None) -> list[observations.Observation]:
+    found: list[tuple[datetime, int, observations.Observation]] = []
+    order = 0
+    for item in group.input_events:
+        if decode is None:
+            raise errors.DependencyError("input_events need the ingest decoders")
+        first = durations.parse_duration(item.at)
+        every = durations.parse_duration(item.every)
+        for index in range(item.repeat):
+            at = EPOCH + first + every * index
+            for observation in decode(item, at):
+                found.append((observation.at, order, observation))
+                order += 1
+    found.sort(key=lambda entry: (entry[0], entry[1]))
+    return [observation for _, _, observation in found]
+
+
+def _run_group(  # noqa: C901 - one loop over time, in promtool's order
+    test_file: TestFile,
+    group: GroupSpec,
+    *,
+    offset: datetime,
+    query: Query,
+    decode: Decode | None,
+    outcome: Outcome,
 ) -> None:
     spec = test_file.spec
     label = f"{group.name or 'test'}"
@@ -218,17 +283,34 @@ def _run_group(
     prometheus_rules = [
         rule for rule in test_file.rule_set.rules.values() if rule.family is model.Family.PROMETHEUS
     ]
+    ticking = any(
+        rule.family is not model.Family.PROMETHEUS for rule in test_file.rule_set.rules.values()
+    )
+    events = _events(group, decode)
+    outcome.series += len(group.input_series)
+    outcome.events.update(observation.source.value for observation in events)
     alert_tests = sorted(
         group.alert_rule_test, key=lambda item: durations.parse_duration(item.eval_time)
     )
     expr_times = [durations.parse_duration(item.eval_time) for item in group.promql_expr_test]
     ends = [durations.parse_duration(item.eval_time) for item in alert_tests] + expr_times
     ends += [durations.parse_duration(item.at) for item in group.exp_transitions or []]
+    ends += [observation.at - EPOCH for observation in events]
     last = max(ends, default=timedelta(0))
     produced: list[transitions.Transition] = []
     pending = list(alert_tests)
     moment = timedelta(0)
+
+    def until(at: timedelta) -> None:
+        """Feed the events up to ``at``, then let the engine's time reach it."""
+        nonlocal produced
+        while events and events[0].at <= EPOCH + at:
+            produced += eng.observe(events.pop(0))
+        if ticking:
+            produced += eng.tick(EPOCH + at)
+
     while moment <= last:
+        until(moment)
         for rule in prometheus_rules:
             samples = query(rule.expr or "", offset + moment)
             failed_before = eng.stats[_EVALUATION_ERROR]
@@ -241,10 +323,27 @@ def _run_group(
         while pending and durations.parse_duration(pending[0].eval_time) < moment + interval:
             test = pending.pop(0)
             outcome.checks += 1
+            if ticking and durations.parse_duration(test.eval_time) > moment:
+                until(durations.parse_duration(test.eval_time))
             problem = _check_alerts(eng, test)
             if problem:
                 outcome.failures.append(f"{label}: {problem}")
         moment += interval
+    for counts in eng.rule_counts():
+        outcome.exercised[counts.rule] += counts.evaluations
+    _final_checks(group, offset=offset, query=query, produced=produced, outcome=outcome)
+
+
+def _final_checks(
+    group: GroupSpec,
+    *,
+    offset: datetime,
+    query: Query,
+    produced: Sequence[transitions.Transition],
+    outcome: Outcome,
+) -> None:
+    """``promql_expr_test`` items and ``exp_transitions``, once the group's time has run."""
+    label = f"{group.name or 'test'}"
     for expr_test in group.promql_expr_test:
         outcome.checks += 1
         at = offset + durations.parse_duration(expr_test.eval_time)

@@ -16,7 +16,11 @@ from controller.commands import rules as rules_commands
 from controller.rules import promtool, rule_tests
 
 CONFORMANCE = Path(__file__).parent / "conformance"
-FILES = sorted(Path(__file__).parent.rglob("*.test.yaml"))
+FILES = sorted(
+    path
+    for path in Path(__file__).parent.rglob("*.test.yaml")
+    if "input_events" not in path.read_text()  # events are Homeostat's; promtool has none
+)
 
 
 def _wrong_copy(test_file: rule_tests.TestFile) -> rule_tests.TestFile:
