@@ -54,6 +54,8 @@ class Result:
     loaded: bundle.Bundle
     run: replay.Run
     decisions: dict[str, policy.Decision]
+    not_evaluated: tuple[str, ...] = ()
+    """Prometheus rules left out for want of ``--prometheus``."""
 
 
 def backtest(sources: bundle.Sources, window: Window) -> Result:
@@ -73,15 +75,18 @@ def backtest(sources: bundle.Sources, window: Window) -> Result:
         end=window.end,
     )
     decisions = policy.decide(run.episodes, loaded.plans, remediation_time=window.remediation_time)
-    return Result(loaded=loaded, run=run, decisions=decisions)
+    skipped = (
+        ()
+        if window.prometheus
+        else tuple(rule.name for rule in grid_rules(rule_set, window.interval))
+    )
+    return Result(loaded=loaded, run=run, decisions=decisions, not_evaluated=skipped)
 
 
 def _streams(rule_set: model.RuleSet, window: Window) -> list[Iterable[history.Input]]:
     streams: list[Iterable[history.Input]] = []
     polled = grid_rules(rule_set, window.interval)
-    if polled:
-        if window.prometheus is None:
-            raise errors.ConfigError("--prometheus: the rule set has Prometheus rules")
+    if polled and window.prometheus is not None:
         client = promql.Client(window.prometheus, timeout=timedelta(seconds=60))
         streams += [
             history.evaluations(rule, client, start=window.start, end=window.end) for rule in polled
@@ -275,6 +280,8 @@ def render(result: Result, window: Window) -> list[str]:
             f"{len(result.run.episodes)} episodes"
         )
     ]
+    if result.not_evaluated:
+        lines.append("not evaluated (no --prometheus): " + ", ".join(result.not_evaluated))
     if result.run.evaluation_errors:
         lines.append(f"{result.run.evaluation_errors} evaluations failed (duplicate label sets)")
     if result.run.episodes:
@@ -518,6 +525,7 @@ def report_json(result: Result, window: Window, comparison: Comparison | None) -
         "revision": str(result.loaded.revision),
         "inputs": result.run.inputs,
         "evaluation_errors": result.run.evaluation_errors,
+        "not_evaluated": list(result.not_evaluated),
         "episodes": [episode_json(result, episode) for episode in result.run.episodes],
         "totals": policy.count_by(result.decisions, result.run.episodes),
     }

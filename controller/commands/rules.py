@@ -24,7 +24,8 @@ from controller.plans import bundle
 from controller.rules import loader, model, promtool, rule_tests, sandbox, schema
 
 app = typer.Typer(
-    help="Lint rule files and run rule tests (promtool's format).", no_args_is_help=True
+    help="Lint rule files, run rule tests (promtool's format) and backtest rule sets.",
+    no_args_is_help=True,
 )
 
 

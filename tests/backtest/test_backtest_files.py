@@ -137,3 +137,15 @@ def test_against_a_git_revision_lists_what_the_change_adds(tmp_path):
     assert "1 added, 0 removed, 0 shifted" in result.stdout
     changed = [line.split() for line in result.stdout.splitlines() if line.startswith("added ")]
     assert [(row[1], row[2], row[3]) for row in changed] == [("DiskFull", "host/b", "-")]
+
+
+def test_prometheus_rules_without_prometheus_are_named_not_evaluated(tmp_path):
+    """Events alone can be backtested; the Prometheus rules left out are named, not silently skipped."""
+    root = _repo(tmp_path / "repo", 90)
+    (root / "rules" / "hosts.yaml").write_text(
+        "groups:\n  - name: hosts\n    rules:\n"
+        "      - {name: HostDown, expr: up == 0, resource: 'host/{{ labels.instance }}'}\n"
+    )
+    result = runner.invoke(cli.app, _args(root, _requests(tmp_path / "requests.jsonl")))
+    assert result.exit_code == 0, result.output
+    assert "not evaluated (no --prometheus): HostDown" in result.stdout
