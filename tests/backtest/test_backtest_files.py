@@ -149,3 +149,24 @@ def test_prometheus_rules_without_prometheus_are_named_not_evaluated(tmp_path):
     result = runner.invoke(cli.app, _args(root, _requests(tmp_path / "requests.jsonl")))
     assert result.exit_code == 0, result.output
     assert "not evaluated (no --prometheus): HostDown" in result.stdout
+
+
+def test_a_silence_in_the_rule_files_is_reported_as_what_suppressed_the_episode(tmp_path):
+    """An episode under a rule-file silence never reached the workflow: it is listed, suppressed by that silence."""
+    root = _repo(tmp_path / "repo", 80)
+    rules = root / "rules" / "disks.yaml"
+    rules.write_text(
+        rules.read_text()
+        + "silences:\n  - name: b-maintenance\n    match: resource == 'host/b'\n"
+        + "    starts_at: 2026-05-01T03:00:00Z\n    ends_at: 2026-05-01T05:00:00Z\n"
+    )
+    result = runner.invoke(cli.app, _args(root, _requests(tmp_path / "requests.jsonl"), "--json"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [
+        (item["resource"], item["action"], item["suppressed_by"]) for item in report["episodes"]
+    ] == [
+        ("host/a", "remediate", ""),
+        ("host/a", "nothing", "cooldown"),
+        ("host/b", "nothing", "silence b-maintenance"),
+    ]
