@@ -64,7 +64,7 @@ async def test_a_failed_health_check_stops_before_the_cutover_and_pages(
     finally:
         dns.stop()
     assert code == 1, out + err
-    assert '"outcome": "escalated"' in out
+    assert "outcome: escalated" in out
     temporal = await support.client(temporal_dev_server.address)
     result = await support.remediation(temporal, episode)
     assert [(s.step, s.outcome) for s in result.steps] == [
@@ -87,8 +87,7 @@ async def test_a_failed_health_check_stops_before_the_cutover_and_pages(
     assert "Connect" in result.steps[2].output["observed"], "why: the new site does not answer"
     assert history_code == 0, history + history_err
     shown = " ".join(history.split())
-    assert (
-        "verification failed healthy (verify): did not hold within 0:00:05: response.status == 200"
-        in shown
-    )
+    assert "verification failed healthy (verify)" in shown
+    assert "did not hold within 0:00:05: response.status == 200" in shown
+    assert "ConnectError" in shown, "the history says why: the new site does not answer"
     assert "escalation" in shown
