@@ -177,18 +177,36 @@ def kafka_client_options(kafka_settings: settings_module.KafkaSettings) -> dict[
     return options
 
 
-def _start_input(resource: resources.ResourceKey) -> resource_io.ResourceWorkflowInput:
-    return resource_io.ResourceWorkflowInput(resource=resource)
+def resource_options(settings: settings_module.Settings) -> resource_io.ResourceOptions:
+    """The tunables a resource workflow starts with (carried across continue-as-new)."""
+    return resource_io.ResourceOptions(
+        load_plan_timeout=settings.activities.load_plan_timeout,
+        on_resolve_timeout=settings.activities.on_resolve_timeout,
+    )
 
 
 def _batch(batch: Sequence[transitions.Transition]) -> transitions.TransitionBatch:
     return transitions.TransitionBatch(transitions=tuple(batch))
 
 
-def temporal_sender(client: temporal_client.Client, task_queue: str) -> dispatch.TemporalSender:
-    """Signal-with-start of ResourceWorkflow with a transition batch: the one hand-off."""
+def temporal_sender(
+    client: temporal_client.Client,
+    task_queue: str,
+    *,
+    options: resource_io.ResourceOptions | None = None,
+) -> dispatch.TemporalSender:
+    """Signal-with-start of ResourceWorkflow with a transition batch: the one hand-off.
+
+    A resource workflow that does not run yet starts with ``options`` (default: the
+    defaults); one that runs keeps the options it started with.
+    """
+    chosen = options or resource_io.ResourceOptions()
+
+    def start_input(resource: resources.ResourceKey) -> resource_io.ResourceWorkflowInput:
+        return resource_io.ResourceWorkflowInput(resource=resource, options=chosen)
+
     return dispatch.TemporalSender(
-        client, task_queue=task_queue, start_input=_start_input, signal_arg=_batch
+        client, task_queue=task_queue, start_input=start_input, signal_arg=_batch
     )
 
 
@@ -404,7 +422,9 @@ def build_ingest(
     )
     metrics.watch_engine(engine)
     dispatcher = dispatch.Dispatcher(
-        temporal_sender(client, settings.temporal.task_queue),
+        temporal_sender(
+            client, settings.temporal.task_queue, options=resource_options(settings)
+        ),
         metrics=metrics,
         max_in_flight=settings.dispatch.max_in_flight,
         max_pending=settings.dispatch.max_pending,

@@ -159,6 +159,24 @@ class _Lane:
     task: asyncio.Task[None] | None = None
 
 
+def _complete_when_done(
+    futures: Sequence[asyncio.Future[None]], settled: asyncio.Future[None]
+) -> None:
+    """Complete ``settled`` once every one of ``futures`` is done, whatever their outcome."""
+    remaining = len(futures)
+
+    def one_done(_: asyncio.Future[None]) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and not settled.done():
+            settled.set_result(None)
+
+    if not futures and not settled.done():
+        settled.set_result(None)
+    for future in futures:
+        future.add_done_callback(one_done)
+
+
 def estimated_bytes(transition: transitions.Transition) -> int:
     """An upper bound of ``transition``'s size in a Temporal payload (JSON, worst case)."""
     characters = sum(len(name) + len(value) for name, value in transition.labels.items())
@@ -274,9 +292,19 @@ class Dispatcher:
         return handed_off
 
     async def dispatch(
-        self, batch: Iterable[transitions.Transition], *, deadline: timedelta | None = None
+        self,
+        batch: Iterable[transitions.Transition],
+        *,
+        deadline: timedelta | None = None,
+        settled: asyncio.Future[None] | None = None,
     ) -> None:
         """Hand off every transition of ``batch`` and return once all were accepted.
+
+        Args:
+            batch: the transitions, in order.
+            deadline: how long to wait; the transitions stay queued after it.
+            settled: completed once every transition of ``batch`` was accepted or refused
+                for good, even after this call gave up waiting (``deadline``).
 
         Raises:
             DispatchTimeoutError: not all were accepted within ``deadline``; they stay
@@ -285,7 +313,13 @@ class Dispatcher:
                 them, once every other one was accepted.
         """
         sent = list(batch)
-        futures = [await self.submit(transition) for transition in sent]
+        futures: list[asyncio.Future[None]] = []
+        try:
+            for transition in sent:
+                futures.append(await self.submit(transition))  # noqa: PERF401 - kept if one fails
+        finally:
+            if settled is not None:
+                _complete_when_done(futures, settled)
         if not futures:
             return
         gathered = asyncio.gather(*futures, return_exceptions=True)

@@ -3,6 +3,11 @@
 The composition root of the running service. It starts the parts in dependency order,
 waits for SIGINT or SIGTERM, and stops them in reverse order, the embedded Temporal
 server last, so nothing is left running when the command returns.
+
+An external Temporal that does not answer at start does not stop the service: HTTP and
+ingest start on a client that connects on first use (webhooks answer 503 until Temporal
+takes their transitions, Kafka waits with its partitions paused), ``/readyz`` says not
+ready and why, and the worker starts once Temporal answers (``_TemporalLink``).
 """
 
 from __future__ import annotations
@@ -61,11 +66,20 @@ async def connect(
     address: str,
     *,
     runtime: temporal_runtime.Runtime | None = None,
+    lazy: bool = False,
 ) -> temporal_client.Client:
     """Connect to Temporal at ``address`` (through ``runtime``, default: the SDK's default).
 
+    Args:
+        settings: namespace, credentials and TLS.
+        address: where Temporal listens.
+        runtime: the SDK runtime (metrics); default: the SDK's default.
+        lazy: return at once; the client connects on its first call, and again on the
+            next one after a failure. A worker cannot run on a lazy client.
+
     Raises:
-        errors.DependencyError: Temporal does not answer; the message names the address.
+        errors.DependencyError: Temporal does not answer (never when ``lazy``); the
+            message names the address.
     """
     api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
     try:
@@ -76,6 +90,7 @@ async def connect(
             tls=tls_config(settings),
             data_converter=converter.DATA_CONVERTER,
             runtime=runtime,
+            lazy=lazy,
         )
     except RuntimeError as exc:
         raise errors.DependencyError(
@@ -148,6 +163,60 @@ async def temporal_server(
         yield dev.address, dev.ui_url
 
 
+class _TemporalLink:
+    """Waits for Temporal to answer, then registers search attributes and runs the worker.
+
+    Until Temporal answers, ``problem`` says why not (``/readyz``); the attempts go on
+    with a growing pause, so Temporal may come up long after Homeostat.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: settings_module.Settings,
+        address: str,
+        runtime: temporal_runtime.Runtime | None,
+        build_worker: Callable[[temporal_client.Client], temporal_worker.Worker] | None,
+    ) -> None:
+        self._settings = settings
+        self._address = address
+        self._runtime = runtime
+        self._build_worker = build_worker
+        self.problem: str | None = f"connecting to Temporal at {address}"
+        self.worker: temporal_worker.Worker | None = None
+
+    async def run(self) -> None:
+        """Connect (retrying until Temporal answers), then run the worker if there is one."""
+        temporal = self._settings.temporal
+        pause = _RECONNECT_FIRST
+        while True:
+            try:
+                client = await connect(temporal, self._address, runtime=self._runtime)
+            except errors.DependencyError as exc:
+                self.problem = f"{exc} (retrying every {pause.total_seconds():.0f} s or less)"
+                log.warning("temporal_unreachable", address=self._address, error=str(exc))
+                await asyncio.sleep(pause.total_seconds())
+                pause = min(pause * 2, _RECONNECT_MAX)
+                continue
+            break
+        if temporal.address is not None:
+            await ensure_search_attributes(client, temporal.namespace)
+        self.problem = None
+        log.info("temporal_connected", address=self._address)
+        if self._build_worker is not None:
+            self.worker = self._build_worker(client)
+            await self.worker.run()
+
+    async def shutdown(self) -> None:
+        """Shut the worker down gracefully, if it runs."""
+        if self.worker is not None and self.worker.is_running:
+            await self.worker.shutdown()
+
+
+_RECONNECT_FIRST = timedelta(milliseconds=500)
+_RECONNECT_MAX = timedelta(seconds=10)
+
+
 def freeze_heap() -> None:
     """Leave what start-up built out of every later garbage collection (``gc.freeze``).
 
@@ -202,9 +271,7 @@ async def run(
             metrics.by_name(), sdk_metrics_address=settings.metrics.sdk_address
         )
         async with temporal_server(settings.temporal) as (address, ui_url):
-            client = await connect(settings.temporal, address, runtime=runtime)
-            if settings.temporal.address is not None:
-                await ensure_search_attributes(client, settings.temporal.namespace)
+            client = await connect(settings.temporal, address, runtime=runtime, lazy=True)
             endpoints = Endpoints(api_url="", temporal_address=address, temporal_ui_url=ui_url)
             await _serve(
                 settings=settings,
@@ -213,6 +280,7 @@ async def run(
                 endpoints=endpoints,
                 stop=stop_event,
                 on_ready=on_ready,
+                runtime=runtime,
             )
     finally:
         remove_handlers()
@@ -223,8 +291,11 @@ def _build_app(
     client: temporal_client.Client,
     metrics: metrics_module.Metrics,
     ingest: assembly.Ingest | None,
+    link: _TemporalLink | None = None,
 ) -> Any:
     async def temporal_reachable() -> str | None:
+        if link is not None and link.problem is not None:
+            return link.problem
         await client.workflow_service.get_system_info(
             workflowservice.GetSystemInfoRequest(), timeout=timedelta(seconds=2)
         )
@@ -262,22 +333,31 @@ async def _serve(
     endpoints: Endpoints,
     stop: asyncio.Event,
     on_ready: Callable[[Endpoints], Any] | None,
+    runtime: temporal_runtime.Runtime | None = None,
 ) -> None:
     role = settings.service.role
     runs_ingest = role in {settings_module.Role.ALL, settings_module.Role.INGEST}
     runs_worker = role in {settings_module.Role.ALL, settings_module.Role.WORKER}
     ingest = assembly.build_ingest(settings, client, metrics) if runs_ingest else None
-    http = _Uvicorn(http_config(settings, _build_app(client, metrics, ingest), metrics))
     plans_in_force = ingest.plans if ingest is not None else None
-    worker = (
-        worker_module.build(client, settings, plans_in_force=plans_in_force)
-        if runs_worker
-        else None
+
+    def build_worker(connected: temporal_client.Client) -> temporal_worker.Worker:
+        return worker_module.build(connected, settings, plans_in_force=plans_in_force)
+
+    link = _TemporalLink(
+        settings=settings,
+        address=endpoints.temporal_address,
+        runtime=runtime,
+        build_worker=build_worker if runs_worker else None,
     )
+    http = _Uvicorn(http_config(settings, _build_app(client, metrics, ingest, link), metrics))
     tasks = {asyncio.create_task(http.serve(), name="http server")}
+    # The link runs the worker: its end ends the service. Without a worker it only connects.
+    connector = asyncio.create_task(link.run(), name="temporal worker")
+    if runs_worker:
+        tasks.add(connector)
     refresher = None
-    if worker is not None:
-        tasks.add(asyncio.create_task(worker.run(), name="temporal worker"))
+    if runs_worker:
         gauges = visibility.VisibilityGauges(
             client,
             metrics,
@@ -309,7 +389,9 @@ async def _serve(
             await asyncio.wait({stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
     finally:
-        await _stop(ingest=ingest, http=http, worker=worker, refresher=refresher, tasks=tasks)
+        await _stop(
+            ingest=ingest, http=http, link=link, refresher=refresher, tasks={*tasks, connector}
+        )
     _raise_failures(tasks)
     if not http.started:
         raise errors.DependencyError(
@@ -341,7 +423,7 @@ async def _stop(
     *,
     ingest: assembly.Ingest | None,
     http: uvicorn.Server,
-    worker: temporal_worker.Worker | None,
+    link: _TemporalLink,
     refresher: asyncio.Task[None] | None,
     tasks: set[asyncio.Task[Any]],
 ) -> None:
@@ -354,8 +436,11 @@ async def _stop(
     except Exception as exc:  # the worker must still shut down gracefully
         log.exception("ingest_stop_failed", error=str(exc))
     http.should_exit = True
-    if worker is not None:
-        await worker.shutdown()
+    await link.shutdown()
+    running = link.worker is not None and link.worker.is_running
+    for task in tasks:
+        if task.get_name() == "temporal worker" and not task.done() and not running:
+            task.cancel()  # still waiting for Temporal: nothing to shut down gracefully
     await asyncio.gather(*([refresher] if refresher else []), *tasks, return_exceptions=True)
 
 

@@ -171,7 +171,9 @@ class KafkaSettings(_Group):
         default="timestamp", description="plain JSON messages: the field holding event time"
     )
     session_timeout: Duration = pydantic.Field(
-        default=timedelta(seconds=45), description="consumer-group session timeout"
+        default=timedelta(seconds=10),
+        description="consumer-group session timeout: how long a killed consumer's partitions "
+        "wait before another member (or its restart) takes them; heartbeats every third of it",
     )
     max_poll_interval: Duration = pydantic.Field(
         default=timedelta(minutes=5), description="longest time between two polls"
@@ -454,6 +456,16 @@ class ActivitiesSettings(_Group):
     )
     http_timeout: Duration = pydantic.Field(
         default=timedelta(seconds=30), description="timeout of one request of an http step"
+    )
+    load_plan_timeout: Duration = pydantic.Field(
+        default=timedelta(seconds=30),
+        description="time one attempt of loading an episode's plan may take (resource "
+        "workflows started after a change use it)",
+    )
+    on_resolve_timeout: Duration = pydantic.Field(
+        default=timedelta(minutes=1),
+        description="time one attempt of resolving a page or ticket of a resolved episode may "
+        "take (resource workflows started after a change use it)",
     )
     command_env: list[str] = pydantic.Field(
         default_factory=list, description="environment variables commands inherit besides PATH"

@@ -149,7 +149,10 @@ def run(
     task_queue = settings.temporal.task_queue
 
     async def start(client: temporal_client.Client) -> Ending:
-        await assembly.temporal_sender(client, task_queue)(fired.resource, [fired])
+        send = assembly.temporal_sender(
+            client, task_queue, options=assembly.resource_options(settings)
+        )
+        await send(fired.resource, [fired])
         typer.echo(f"episode {fired.episode} sent to {resources.resource_workflow_id(key)}")
         url = watch.links.episode(fired.episode)
         if url:

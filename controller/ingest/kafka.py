@@ -18,6 +18,21 @@ up to the committed offset through the engine without dispatching. Episode ids a
 deterministic, so a restart neither forgets a pending ``for`` nor starts an episode twice.
 Producers key messages by resource, so each resource lives in one partition and replicas
 share the work through the consumer group without coordinating.
+
+Durability: the rule that makes the replay safe is "an offset is committed only after
+every transition the engine made before that record was evaluated was accepted by
+Temporal (or refused for good)". Not only the transitions of the record's own batch: a
+transition can also come from the clock (``tick`` fires a ``for`` or a staleness deadline
+with no message), and the replay cannot send it. Why the rule suffices: the replay feeds
+the engine the records up to the committed offset, the same records in the same order as
+the first time, without ticks. A transition it produces is produced at some record ``r``:
+either the first run produced it at ``r`` too, or a tick produced it earlier (the replay
+sees the deadline pass only at the next record). Either way it was made before ``r``'s
+evaluation ended, so ``r`` was committed only after it was handed off, and the replay
+sending nothing loses nothing. Each batch's hand-off therefore ends with
+``Pipeline.settled()``, which waits for every transition made so far, whatever made it.
+While Temporal is down this holds the commits back (records are read again after a crash,
+which the engine drops as duplicates); a SIGKILL at any moment loses no transition.
 """
 
 from __future__ import annotations
@@ -70,7 +85,7 @@ class KafkaConfig:
     rebuild_window: timedelta = timedelta(minutes=10)
     max_poll_records: int = 2000
     max_poll_interval: timedelta = timedelta(minutes=5)
-    session_timeout: timedelta = timedelta(seconds=45)
+    session_timeout: timedelta = timedelta(seconds=10)
     heartbeat_interval: timedelta = timedelta(seconds=3)
     limits: admission.Limits = field(default_factory=admission.Limits)
     client_options: Mapping[str, Any] = field(default_factory=dict)
@@ -258,7 +273,9 @@ class KafkaSource:
                 times[tp] = latest
         if replayed:
             self._wait(self._submit(self._rebuild_state(replayed)), stop)
-        handoff = self._submit(self._hand_off(live)) if live else None
+        # Every batch waits for the pipeline to settle before its offsets are committed, even
+        # one with nothing to evaluate: see "Durability" in the module docstring.
+        handoff = self._submit(self._hand_off(live))
         self._settle(stop)
         last = {tp: records[-1] for tp, records in polled.items() if records}
         self._in_flight = _InFlight(
@@ -344,15 +361,19 @@ class KafkaSource:
         return position is not None and position >= highwater
 
     async def _hand_off(self, batch: list[observations.Observation]) -> None:
-        """Evaluate ``batch`` and wait for its transitions to be handed off.
+        """Evaluate ``batch``; return once its offsets may be committed.
 
-        A transition Temporal refused for good (it was logged, counted and undone in the
-        engine) does not stop the stream: nothing a retry of the batch could change.
+        That is once every transition the engine made so far, from this batch, an earlier
+        one or the clock, was accepted by Temporal (or refused for good). A transition
+        Temporal refused for good (it was logged, counted and undone in the engine) does not
+        stop the stream: nothing a retry of the batch could change.
         """
         try:
-            await self._pipe.ingest(batch, admitted=True)
+            if batch:
+                await self._pipe.ingest(batch, admitted=True)
         except dispatch.DispatchRejectedError as exc:
             log.warning("kafka_handoff_refused", transitions=len(exc.refused), error=str(exc))
+        await self._pipe.settled()
 
     async def _rebuild_state(self, batch: list[observations.Observation]) -> None:
         self._pipe.evaluate(batch)

@@ -14,6 +14,7 @@ debug level here and counted by the engine (``homeostat_observations_ignored_tot
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import operator
 from collections.abc import Callable, Mapping, Sequence
@@ -118,6 +119,8 @@ class Pipeline:
         self._metrics = metrics
         self._clock = clock
         self.limits = limits or admission.Limits()
+        self._unsettled: set[asyncio.Future[None]] = set()
+        """One per ``send`` whose transitions are not all accepted (or refused) yet."""
 
     def admit(self, batch: Sequence[observations.Observation]) -> None:
         """Check that every observation of ``batch`` may enter the engine.
@@ -215,6 +218,16 @@ class Pipeline:
         await self.send(found, deadline=deadline)
         return found
 
+    async def settled(self) -> None:
+        """Wait until every transition the engine made so far was accepted or refused.
+
+        Whatever made them: observations of any source, or the clock (``tick``). Kafka
+        waits for this before it commits a batch's offsets; see ``ingest.kafka``.
+        """
+        waiting = list(self._unsettled)
+        if waiting:
+            await asyncio.wait(waiting)
+
     async def send(
         self, found: Sequence[transitions.Transition], *, deadline: timedelta | None = None
     ) -> None:
@@ -223,9 +236,17 @@ class Pipeline:
         A transition Temporal refused for good does not stay in the engine: its episode is
         undone (``Engine.revert``), so the sender's retry of the same event starts it again.
 
+        The transitions count as unsettled (``settled``) from the moment the engine made
+        them: this is called right after the engine, before anything else can run.
+
         Raises:
             dispatch.DispatchError: not handed off (see ``Dispatcher.dispatch``).
         """
+        if not found:
+            return
+        unsettled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._unsettled.add(unsettled)
+        unsettled.add_done_callback(self._unsettled.discard)
         for transition in found:
             log.info(
                 "transition",
@@ -239,7 +260,7 @@ class Pipeline:
                     rule=transition.rule, kind=transition.kind.value
                 ).inc()
         try:
-            await self.dispatcher.dispatch(found, deadline=deadline)
+            await self.dispatcher.dispatch(found, deadline=deadline, settled=unsettled)
         except dispatch.DispatchRejectedError as exc:
             self.engine.revert(exc.refused)
             raise

@@ -231,7 +231,9 @@ class ResourceWorkflow:
         if not fired.remediation:
             book.add(replace(record, note="the rule names no remediation plan"), now)
             return
-        plan, problem = await effects.load_plan(fired.remediation)
+        plan, problem = await effects.load_plan(
+            fired.remediation, attempt_timeout=self._options.load_plan_timeout
+        )
         if plan is None:
             book.add(replace(record, note=problem), now)
             return
@@ -346,7 +348,9 @@ class ResourceWorkflow:
         )
         book.update(record)
         if record.resolved:
-            await effects.on_resolve(self._ledger.resource, record)
+            await effects.on_resolve(
+                self._ledger.resource, record, attempt_timeout=self._options.on_resolve_timeout
+            )
             book.close(record.episode, now)
         elif record.fired.rule == contract.MANUAL_RULE:
             book.close(record.episode, now)
@@ -371,7 +375,9 @@ class ResourceWorkflow:
                 workflow.logger.warning("could not tell %s: %s", record.episode, exc)
             return
         if record.status is io.EpisodeStatus.DONE:
-            await effects.on_resolve(self._ledger.resource, record)
+            await effects.on_resolve(
+                self._ledger.resource, record, attempt_timeout=self._options.on_resolve_timeout
+            )
         note = (
             "resolved before its remediation started"
             if record.status is io.EpisodeStatus.QUEUED
@@ -393,7 +399,9 @@ class ResourceWorkflow:
                 telemetry.suppressed(book.suppression_reason())
                 self._settle_manual(episode)
                 continue
-            plan, problem = await effects.load_plan(record.fired.remediation or "")
+            plan, problem = await effects.load_plan(
+                record.fired.remediation or "", attempt_timeout=self._options.load_plan_timeout
+            )
             if plan is None:
                 book.update(replace(record, status=io.EpisodeStatus.OPEN, note=problem))
             else:

@@ -30,17 +30,18 @@ PHASE = SearchAttributeKey.for_keyword("HomeostatPhase")
 RULE = SearchAttributeKey.for_keyword("HomeostatRule")
 SEVERITY = SearchAttributeKey.for_keyword("HomeostatSeverity")
 _QUICK = RetryPolicy(maximum_attempts=5, non_retryable_error_types=[aio.PERMANENT_ERROR])
-_QUICK_TIMEOUT = timedelta(minutes=1)
 
 
-async def load_plan(name: str) -> tuple[spec.Plan | None, str]:
-    """The plan called ``name``, or ``None`` and why not."""
+async def load_plan(
+    name: str, *, attempt_timeout: timedelta = io.LOAD_PLAN_TIMEOUT
+) -> tuple[spec.Plan | None, str]:
+    """The plan called ``name``, or ``None`` and why not; each attempt gets ``attempt_timeout``."""
     try:
         loaded = await workflow.execute_activity(
             aio.LOAD_PLAN,
             aio.LoadPlanInput(name=name),
             result_type=aio.LoadPlanOutput,
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=attempt_timeout,
             retry_policy=_QUICK,
         )
     except exceptions.ActivityError as exc:
@@ -50,8 +51,16 @@ async def load_plan(name: str) -> tuple[spec.Plan | None, str]:
     return loaded.plan, ""
 
 
-async def on_resolve(resource: resources.ResourceKey, record: io.EpisodeRecord) -> None:
-    """Resolve the episode's page and ticket, as its plan says; failures are only logged."""
+async def on_resolve(
+    resource: resources.ResourceKey,
+    record: io.EpisodeRecord,
+    *,
+    attempt_timeout: timedelta = io.ON_RESOLVE_TIMEOUT,
+) -> None:
+    """Resolve the episode's page and ticket, as its plan says; failures are only logged.
+
+    Each call (page resolve, ticket resolve or comment) gets ``attempt_timeout`` per attempt.
+    """
     plan = record.on_resolve or spec.OnResolve()
     context = aio.ActivityContext(
         resource=resource,
@@ -91,7 +100,7 @@ async def on_resolve(resource: resources.ResourceKey, record: io.EpisodeRecord) 
     for name, arg in calls:
         try:
             await workflow.execute_activity(
-                name, arg, start_to_close_timeout=_QUICK_TIMEOUT, retry_policy=_QUICK
+                name, arg, start_to_close_timeout=attempt_timeout, retry_policy=_QUICK
             )
         except exceptions.ActivityError as exc:
             workflow.logger.warning("%s for %s failed: %s", name, record.episode, exc.cause)

@@ -119,6 +119,12 @@ class OutcomeRecord:
     note: str = ""
 
 
+LOAD_PLAN_TIMEOUT = timedelta(seconds=30)
+"""Default time one attempt of ``load_plan`` may take."""
+ON_RESOLVE_TIMEOUT = timedelta(minutes=1)
+"""Default time one attempt of a page resolve, ticket resolve or ticket comment may take."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResourceOptions:
     """Tunables of a resource workflow, carried across continue-as-new.
@@ -134,6 +140,9 @@ class ResourceOptions:
         max_open_episodes: open episodes beyond this are closed, oldest first.
         lost_child_margin: a remediation that has not reported back this long after
             its plan's time limits is considered lost and frees the resource.
+        load_plan_timeout: one attempt of loading an episode's plan.
+        on_resolve_timeout: one attempt of resolving a page or a ticket (or commenting
+            on it) when an episode resolves.
     """
 
     continue_as_new_after: int = 1000
@@ -142,6 +151,8 @@ class ResourceOptions:
     outcomes_kept: int = 20
     max_open_episodes: int = 200
     lost_child_margin: timedelta = timedelta(minutes=30)
+    load_plan_timeout: timedelta = LOAD_PLAN_TIMEOUT
+    on_resolve_timeout: timedelta = ON_RESOLVE_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
