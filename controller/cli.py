@@ -24,6 +24,7 @@ from controller.commands import demo as demo_command
 from controller.commands import history as history_command
 from controller.commands import replay as replay_command
 from controller.commands import resources as resource_commands
+from controller.commands import rule_status as rule_status_command
 from controller.commands import rules as rules_commands
 from controller.commands import run as run_command
 from controller.commands import slack as slack_commands
@@ -40,6 +41,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 rules_commands.app.command("backtest")(backtest_commands.command)
+rules_commands.app.command("status")(rule_status_command.status)
 app.add_typer(rules_commands.app, name="rules")
 steering_commands.register(resource_commands.app)
 app.add_typer(resource_commands.app, name="resource")
