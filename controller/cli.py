@@ -11,14 +11,13 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import console as rich_console
 
-from controller import __version__, errors, service
+from controller import __version__, errors
 from controller import settings as settings_module
-from controller import worker as worker_module
 from controller.commands import backtest as backtest_commands
 from controller.commands import demo as demo_command
 from controller.commands import history as history_command
@@ -30,6 +29,9 @@ from controller.commands import run as run_command
 from controller.commands import slack as slack_commands
 from controller.commands import steering as steering_commands
 from controller.observability import logging as logging_setup
+
+if TYPE_CHECKING:
+    from controller import service
 
 app = typer.Typer(
     name="homeostat",
@@ -93,6 +95,11 @@ def up(config: ConfigOption = None, role: RoleOption = None) -> None:
     Without temporal.address an embedded Temporal dev server (with its Web UI) runs as a
     child process and stops with Homeostat.
     """
+    # Imported here: the service pulls in the worker, the HTTP server and every activity,
+    # which the other commands do not need (they start in a fraction of the time).
+    from controller import service  # noqa: PLC0415
+    from controller import worker as worker_module  # noqa: PLC0415
+
     settings = _load(config)
     if role is not None:
         settings = settings.model_copy(

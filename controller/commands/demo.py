@@ -19,7 +19,6 @@ import typer
 from controller import errors
 from controller import settings as settings_module
 from controller.commands import history as history_command
-from controller.demo import run as demo_run
 from controller.observability import logging as logging_setup
 
 
@@ -67,6 +66,8 @@ def demo(
     stops everything. Exits 0 when the service was healed, 1 when not, 2 when something
     it needs is missing.
     """
+    from controller.demo import run as demo_run  # noqa: PLC0415 - it starts a whole server
+
     try:
         settings = settings_module.load(config)
     except errors.ConfigError as exc:

@@ -23,7 +23,7 @@ import typer
 from temporalio import client as temporal_client
 from temporalio import service as temporal_service
 
-from controller import assembly, errors
+from controller import errors
 from controller.commands import session, terminal
 from controller.domain import contract, resources, transitions
 from controller.operations import histories, links, timeline, views
@@ -149,6 +149,8 @@ def run(
     task_queue = settings.temporal.task_queue
 
     async def start(client: temporal_client.Client) -> Ending:
+        from controller import assembly  # noqa: PLC0415 - the ingest side, for its one hand-off
+
         send = assembly.temporal_sender(
             client, task_queue, options=assembly.resource_options(settings)
         )
