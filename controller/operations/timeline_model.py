@@ -311,7 +311,7 @@ class Entry:
         episode: the episode it belongs to.
         finished_at: when a step ended.
         error: why it failed, when an activity failed.
-        attempts: activity attempts (retries included).
+        attempts: the highest attempt number of its activities (1: no retry; 0: none).
         workflow_id: the workflow whose history recorded it.
         event_id: the first history event it comes from.
         details: the typed facts.

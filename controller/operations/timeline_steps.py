@@ -260,7 +260,7 @@ def _step_entry(step: Step, workflow_id: str, episode: str) -> tm.Entry:
         episode=episode,
         finished_at=finished,
         error=errors[-1] if errors else "",
-        attempts=sum(activity.attempts for activity in step.activities),
+        attempts=max((activity.attempts for activity in step.activities), default=0),
         workflow_id=workflow_id,
         event_id=step.event_id,
         details=details,
