@@ -46,7 +46,7 @@ def test_shipped_rules_without_credentials_or_sinks_warn_once_each(tmp_path):
     refused = {
         event["endpoint"] for event in events if event["event"] == "webhook_refuses_everything"
     }
-    assert refused == {"/v1/events", "/v1/alertmanager"}
+    assert refused == {"/v1/events", "/v1/alertmanager", "/v1/gitlab"}
     needs = {
         (event["plan"], event["need"])
         for event in events
@@ -68,7 +68,7 @@ def test_configured_credentials_and_sinks_silence_the_warnings(tmp_path):
         shutil.copytree(REPO / folder, tmp_path / folder)
     config = _rules(
         tmp_path,
-        webhooks=settings.WebhooksSettings(bearer_token="events-token"),
+        webhooks=settings.WebhooksSettings(bearer_token="events-token", gitlab_token="gl-token"),
         alertmanager=settings.AlertmanagerSettings(bearer_token="am-token"),
         paging=settings.PagingSettings(routing_key="R0UTINGKEY0000000000000000000000"),
         ticketing=settings.TicketingSettings(url="https://jira.example", user="u", token="t"),
