@@ -175,9 +175,27 @@ async def _check_history(path: Path, episode: str, host: str, pagerduty) -> None
     assert f"by {getpass.getuser()} via cli" in out
 
 
+async def _check_replay(path: Path, resource: str, episode: str) -> None:
+    """Replaying the live workflows, by id and by a visibility query, finds no divergence."""
+    code, out, err = await _cli(path, "replay", f"resource/{resource}", f"episode/{episode}")
+    assert code == 0, out + err
+    assert out.startswith(f"OK    resource/{resource} (ResourceWorkflow, ")
+    assert f"OK    episode/{episode} (RemediationWorkflow, " in out
+    code, out, err = await _cli(
+        path, "replay", "--since", "1h", "--query", f"HomeostatResource = '{resource}'", "--json"
+    )
+    assert code == 0, out + err
+    replayed = [json.loads(line) for line in out.splitlines()]
+    assert {item["workflow_type"] for item in replayed} == {
+        "ResourceWorkflow",
+        "RemediationWorkflow",
+    }
+    assert all(item["ok"] for item in replayed)
+
+
 @pytest.mark.timeout(240)
 async def test_an_operator_follows_an_episode_from_list_to_history(tmp_path, temporal_dev_server):
-    """List and show find the episode waiting for approval; after the CLI approval (by the OS user), history shows every step with its data; a silence suppresses the next episode and says who set it."""
+    """List and show find the episode waiting for approval; after the CLI approval (by the OS user), history shows every step with its data and replay finds the live histories deterministic; a silence suppresses the next episode and says who set it."""
     _folder(tmp_path)
     pagerduty = FakePagerDuty(routing_keys={ROUTING_KEY}).start(tmp_path)
     host = f"db-{uuid.uuid4().hex[:6]}"
@@ -237,6 +255,7 @@ async def test_an_operator_follows_an_episode_from_list_to_history(tmp_path, tem
             assert shown["phase"] == "silenced"
             assert shown["silence"]["by"] == getpass.getuser()
             assert shown["silence"]["reason"] == "disk swap"
+            await _check_replay(path, resource, episode["episode"])
             whole = await _json(path, "history", resource)
             lines = {line["handling"]: line for line in whole["episodes"]}
             assert lines["remediated"]["outcome"] == "succeeded"
