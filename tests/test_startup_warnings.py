@@ -56,14 +56,17 @@ def test_shipped_rules_without_credentials_or_sinks_warn_once_each(tmp_path):
     assert ("restart-service", "ticketing") in needs
     assert ("patch-group", "inventory") in needs
     assert ("demo-restart", "prometheus") in needs
-    assert all(need in {"paging", "ticketing", "inventory", "prometheus"} for _, need in needs)
+    assert ("deploy-fleet", "slack") in needs
+    assert all(
+        need in {"paging", "ticketing", "inventory", "prometheus", "slack"} for _, need in needs
+    )
     apt = next(e for e in events if (e.get("plan"), e.get("need")) == ("apt-update", "inventory"))
     assert apt["steps"] == ["per_host"]
     assert apt["hint"] == "those steps will fail: set ansible.inventory or cmdb.url"
 
 
 def test_configured_credentials_and_sinks_silence_the_warnings(tmp_path):
-    """With tokens, a routing key, Jira, an inventory and Prometheus set, the shipped set starts without a warning."""
+    """With tokens, a routing key, Jira, an inventory, Prometheus and Slack set, the shipped set starts without a warning."""
     for folder in ("rules", "remediations", "playbooks"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     config = _rules(
@@ -74,5 +77,6 @@ def test_configured_credentials_and_sinks_silence_the_warnings(tmp_path):
         ticketing=settings.TicketingSettings(url="https://jira.example", user="u", token="t"),
         ansible=settings.AnsibleSettings(inventory=tmp_path / "inventory.yml"),
         prometheus=settings.PrometheusSettings(url="http://127.0.0.1:9090"),
+        slack=settings.SlackSettings(bot_token="xoxb-0123456789"),
     )
     assert _events(config) == []

@@ -159,4 +159,5 @@ def build(
         check.verify_cel,
         chat.slack_post_approval,
         chat.slack_update_approval,
+        chat.slack_notify,
     ]

@@ -20,6 +20,7 @@ and network errors are ``TransientError`` (Temporal retries), anything else
 from __future__ import annotations
 
 import contextlib
+import threading
 import urllib.error
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -99,6 +100,8 @@ class SlackActivities:
         self._links = links
         self._factory = client_factory
         self._client: slack_sdk.WebClient | None = None
+        self._posted: dict[str, slack_io.SlackMessage] = {}
+        self._posted_lock = threading.Lock()
 
     def _web(self) -> slack_sdk.WebClient:
         if self._settings is None:
@@ -121,6 +124,35 @@ class SlackActivities:
                     unfurl_media=False,
                 )
             return slack_io.SlackMessage(channel=str(answer["channel"]), ts=str(answer["ts"]))
+
+    @activity.defn(name=activity_io.SLACK_NOTIFY)
+    def slack_notify(self, request: slack_io.SlackNotifyInput) -> slack_io.SlackMessage:
+        """Post a ``slack`` step's message; a retry of a posted step answers the same message.
+
+        The step's idempotency key is remembered for the worker's lifetime, so a retry after
+        a lost answer (or a timeout after Slack accepted) does not post twice.
+        """
+        with failures.reported():
+            key = request.context.idempotency_key
+            with self._posted_lock:
+                if key in self._posted:
+                    return self._posted[key]
+            client = self._web()
+            with translated("chat.postMessage"):
+                answer = client.chat_postMessage(
+                    channel=request.channel,
+                    text=request.text[:_SECTION_LIMIT],
+                    blocks=[
+                        _section(request.text[:_SECTION_LIMIT]),
+                        self._links_block(request.context.episode),
+                    ],
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            posted = slack_io.SlackMessage(channel=str(answer["channel"]), ts=str(answer["ts"]))
+            with self._posted_lock:
+                self._posted[key] = posted
+            return posted
 
     @activity.defn(name=activity_io.SLACK_UPDATE_APPROVAL)
     def slack_update_approval(

@@ -171,6 +171,10 @@ def _ticket(ticket: model.TicketModel, common: _Common) -> spec.TicketStep:
     )
 
 
+def _slack(slack: model.SlackModel, common: _Common) -> spec.SlackStep:
+    return spec.SlackStep(channel=slack.channel, text=slack.text, **common)
+
+
 def _rung(rung: model.EscalationModel, index: int) -> spec.EscalationLevel:
     common = _Common(
         id=f"escalation_{index}",
@@ -254,4 +258,5 @@ _CONVERTERS: dict[str, Callable[[Any, _Common], spec.Step]] = {
     "ticket": _ticket,
     "wait": _wait,
     "for_each": _for_each,
+    "slack": _slack,
 }

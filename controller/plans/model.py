@@ -44,6 +44,7 @@ STEP_TYPES = (
     "ticket",
     "wait",
     "for_each",
+    "slack",
 )
 COMMON_KEYS = ("id", "when", "timeout", "heartbeat", "retry", "on_failure")
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
@@ -251,6 +252,13 @@ class TicketModel(_Model):
     labels: list[str] = []
 
 
+class SlackModel(_Model):
+    """``slack: {channel, text}``: post a message to a Slack channel."""
+
+    channel: str = pydantic.Field(pattern=r"^[#@]?[\w.-]{1,80}$")
+    text: str = Field(min_length=1)
+
+
 class WaitModel(_Model):
     """``wait: DURATION``."""
 
@@ -294,6 +302,7 @@ class StepModel(_Model):
     ticket: TicketModel | None = None
     wait: Annotated[WaitModel | None, _shorthand("duration")] = None
     for_each: ForEachModel | None = None
+    slack: SlackModel | None = None
 
     @pydantic.model_validator(mode="after")
     def _one_type(self) -> StepModel:

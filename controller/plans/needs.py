@@ -25,7 +25,7 @@ class Need(StrEnum):
     TICKETING = "ticketing"
     """A Jira server."""
     SLACK = "slack"
-    """A Slack bot token, to ask approvers in a channel."""
+    """A Slack bot token, to post messages and ask approvers in a channel."""
     PROMETHEUS = "prometheus"
     """A Prometheus server, for PromQL verification and scaling metrics."""
 
@@ -54,6 +54,8 @@ def _step_needs(step: spec.Step) -> set[Need]:  # noqa: PLR0911 - one answer per
             return {Need.PAGING}
         case spec.TicketStep():
             return {Need.TICKETING}
+        case spec.SlackStep():
+            return {Need.SLACK}
         case spec.ForEachStep():
             return {Need.INVENTORY} if step.hosts else set()
         case spec.PlaybookStep():

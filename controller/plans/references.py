@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-RESULT_FIELDS = ("ok", "outcome", "output")
+RESULT_FIELDS = ("ok", "outcome", "seconds", "output")
 """What ``steps.ID`` holds (see ``workflows.actions.Env.cel_variables``)."""
 _STRINGS = frozenset({"resource", "episode", "rule", "severity", "item"})
 _CHAIN = re.compile(

@@ -349,6 +349,20 @@ class PageStep(StepBase):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SlackStep(StepBase):
+    """Post a message to a Slack channel: one message per step of an episode.
+
+    Attributes:
+        channel: the channel id or name (``C0123``, ``#deploys``), literal.
+        text: the message (templates allowed; Slack's mrkdwn).
+    """
+
+    kind: Literal["slack"] = "slack"
+    channel: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TicketStep(StepBase):
     """Open (or find, by the episode's label) a ticket.
 
@@ -412,6 +426,7 @@ Step = (
     | TicketStep
     | WaitStep
     | ForEachStep
+    | SlackStep
 )
 """Any step of a plan."""
 

@@ -5,9 +5,10 @@ A plan writes ``{{ labels.instance }}`` (or ``{{ $labels.instance }}``, as in ru
 ``for_each``), ``{{ resource }}``, ``{{ resource.kind }}``, ``{{ resource.name }}``,
 ``{{ episode }}``, ``{{ rule }}``, ``{{ severity }}`` and, in a step, what an earlier step
 of its list gave: ``{{ steps.ID.ok }}``, ``{{ steps.ID.outcome }}``,
-``{{ steps.ID.output.KEY.KEY }}``. There are no functions, filters or loops. A string that
-is one reference to a step's output takes that value as it is (an object, a list, a
-number) in structured inputs (``render_data``); inside text, such a value is JSON.
+``{{ steps.ID.seconds }}`` (how long it took), ``{{ steps.ID.output.KEY.KEY }}``. There are
+no functions, filters or loops. A string that is one reference to a step's output takes
+that value as it is (an object, a list, a number) in structured inputs (``render_data``);
+inside text, such a value is JSON.
 
 The loader checks every reference; the remediation workflow substitutes them into
 structured values (extra vars, environment variables, JSON fields, PromQL string literals
@@ -31,7 +32,7 @@ _KEY = r"[A-Za-z0-9_][A-Za-z0-9_-]*"
 _REF = re.compile(
     rf"^\$?(?P<root>labels|annotations|vars)\.(?P<name>{_NAME})$"
     r"|^(?P<simple>item|resource|resource\.kind|resource\.name|episode|rule|severity)$"
-    rf"|^steps\.(?P<step>{_NAME}\.(?:ok|outcome|output(?:\.{_KEY})*))$"
+    rf"|^steps\.(?P<step>{_NAME}\.(?:ok|outcome|seconds|output(?:\.{_KEY})*))$"
 )
 _WHOLE = re.compile(r"^\{\{[^{}]*\}\}$")
 SIMPLE = ("item", "resource", "resource.kind", "resource.name", "episode", "rule", "severity")
@@ -74,7 +75,7 @@ class Scope:
     severity: str = ""
     item: str | None = None
     steps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """Earlier steps of the list by id: ``{"ok": bool, "outcome": str, "output": {...}}``."""
+    """Earlier steps by id: ``{"ok": bool, "outcome": str, "seconds": int, "output": {...}}``."""
 
 
 def references(text: str) -> list[Reference]:
@@ -94,7 +95,7 @@ def references(text: str) -> list[Reference]:
                 match.start("expr"),
                 f"unsupported reference {{{{ {expr} }}}}: plans substitute only labels.NAME, "
                 "annotations.NAME, vars.NAME, " + ", ".join(SIMPLE) + ", steps.ID.ok, "
-                "steps.ID.outcome, steps.ID.output.KEY; they never run code",
+                "steps.ID.outcome, steps.ID.seconds, steps.ID.output.KEY; they never run code",
             )
         if ref.group("step"):
             step = Reference(root="steps", name=ref.group("step"), offset=match.start("expr"))
@@ -305,6 +306,11 @@ class _Lexer:
         if self.quote == "`":
             return "in a backtick (raw) string"
         return "outside a string"
+
+
+def slack_text(value: str) -> str:
+    """Escape ``value`` for Slack's mrkdwn: no mention, link or formatting can hide in it."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def url_part(value: str) -> str:

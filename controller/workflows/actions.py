@@ -19,7 +19,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from controller.plans import spec, templates
     from controller.workflows import activity_io as io
-    from controller.workflows import remediation_io, scaling, telemetry
+    from controller.workflows import remediation_io, scaling, slack_io, telemetry
 
 T = TypeVar("T")
 Results = Mapping[str, remediation_io.StepRecord]
@@ -33,6 +33,7 @@ _DEFAULT_TIMEOUTS: Mapping[str, timedelta] = {
     "ticket": timedelta(minutes=1),
     "scale": timedelta(minutes=5),
     "for_each": timedelta(minutes=1),
+    "slack": timedelta(minutes=1),
 }
 _PLAYBOOK_HEARTBEAT = timedelta(minutes=2)
 
@@ -57,9 +58,14 @@ def succeeded(summary: str, **output: Any) -> Done:
 
 
 def step_values(results: Results) -> dict[str, dict[str, Any]]:
-    """Each earlier step as ``{"ok", "outcome", "output"}``: what ``steps.ID`` means."""
+    """Each earlier step as ``{"ok", "outcome", "seconds", "output"}``: what ``steps.ID`` means."""
     return {
-        name: {"ok": record.ok, "outcome": record.outcome.value, "output": dict(record.output)}
+        name: {
+            "ok": record.ok,
+            "outcome": record.outcome.value,
+            "seconds": round((record.finished_at - record.started_at).total_seconds()),
+            "output": dict(record.output),
+        }
         for name, record in results.items()
     }
 
@@ -226,6 +232,8 @@ async def playbook(
     _count_hosts(list(by_host.values()))
     output: dict[str, Any] = {
         "hosts": len(by_host),
+        "succeeded": len(by_host) - len(bad),
+        "failed": len(bad),
         "failed_hosts": bad,
         "changed_hosts": changed,
         "rc": out.rc,
@@ -419,6 +427,22 @@ async def ticket(
     verb = "opened" if out.created else "found"
     telemetry.ticket_handled("opened" if out.created else "found")
     return succeeded(f"{verb} ticket {out.key}", key=out.key, url=out.url, created=out.created)
+
+
+async def slack(
+    env: Env, step: spec.SlackStep, path: str, item: str | None, results: Results
+) -> Done:
+    """Post the step's message to Slack (values escaped: no mention or link hides in them)."""
+    text = templates.render(
+        step.text, env.scope(item, results), strict=False, escape=templates.slack_text
+    )
+    request = slack_io.SlackNotifyInput(context=env.context(path), channel=step.channel, text=text)
+    out = await call(
+        io.SLACK_NOTIFY, request, slack_io.SlackMessage, step, default=default_timeout("slack")
+    )
+    return succeeded(
+        f"posted to {step.channel}: {text}"[:_SHORT], channel=out.channel, ts=out.ts, text=text
+    )
 
 
 def _default_summary(env: Env) -> str:

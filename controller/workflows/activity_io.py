@@ -60,6 +60,8 @@ VERIFY_CEL: Final = "verify_cel"
 SLACK_POST_APPROVAL: Final = "slack_post_approval"
 SLACK_UPDATE_APPROVAL: Final = "slack_update_approval"
 """Slack approval messages; their payloads are in ``controller.workflows.slack_io``."""
+SLACK_NOTIFY: Final = "slack_notify"
+"""A ``slack`` step's message; its payloads are in ``controller.workflows.slack_io``."""
 
 ALL: Final = (
     LOAD_PLAN,
@@ -79,6 +81,7 @@ ALL: Final = (
     VERIFY_CEL,
     SLACK_POST_APPROVAL,
     SLACK_UPDATE_APPROVAL,
+    SLACK_NOTIFY,
 )
 """Every activity name a workflow may schedule; a worker must register all of them."""
 

@@ -88,3 +88,18 @@ class SlackApprovalUpdateInput:
     via: approvals.Channel | None = None
     comment: str = ""
     then: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlackNotifyInput:
+    """Post a ``slack`` step's message (``chat.postMessage``), once per step of an episode.
+
+    Attributes:
+        context: who asks; ``context.idempotency_key`` tells a retry from a new message.
+        channel: the channel id or name.
+        text: the message, rendered.
+    """
+
+    context: activity_io.ActivityContext
+    channel: str
+    text: str

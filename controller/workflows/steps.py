@@ -34,6 +34,7 @@ _ACTIONS: Mapping[str, _Action] = {
     "page": actions.page,
     "ticket": actions.ticket,
     "scale": actions.scale,
+    "slack": actions.slack,
 }
 
 

@@ -26,7 +26,7 @@ def test_shipped_playbooks_pass_the_syntax_check():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-FLEET = {"rolling_deploy.yml", "apt_update.yml"}
+FLEET = {"rolling_deploy.yml", "apt_update.yml", "fleet_deploy.yml"}
 """Playbooks for a fleet of hosts: the inventory says how each host is reached."""
 
 

@@ -147,3 +147,27 @@ def test_slack_check_names_the_workspace_or_slacks_error(fake, monkeypatch, tmp_
     assert bad.exit_code == 1
     assert "invalid_auth" in bad.output
     assert "xoxb-revoked" not in bad.output
+
+
+def _notify(step="summary"):
+    return slack_io.SlackNotifyInput(
+        context=activity_io.ActivityContext(
+            resource="host/web-1", episode=EPISODE, rule="DiskFull", plan="clean", step=step
+        ),
+        channel="#ops",
+        text="Cleaned *web-1*: 3 GiB freed",
+    )
+
+
+def test_a_slack_step_posts_once_even_when_retried(fake):
+    """The message carries the text and the episode's links; a retry of the same step answers the same message without posting again."""
+    chat = _activities(fake)
+    posted = chat.slack_notify(_notify())
+    again = chat.slack_notify(_notify())
+    assert again == posted
+    [message] = fake.messages
+    assert (message.channel, message.ts) == ("C0OPS", posted.ts)
+    assert message.text == "Cleaned *web-1*: 3 GiB freed"
+    assert f"homeostat history {EPISODE}" in str(message.blocks)
+    chat.slack_notify(_notify(step="other"))
+    assert len(fake.messages) == 2

@@ -71,7 +71,7 @@ def test_unknown_fields_and_variables_in_conditions_are_refused():
         """
     )
     assert found == [
-        "plan.yaml:6:25: steps.restart has no field 'okay' (a step result has ok, outcome, output)",
+        "plan.yaml:6:25: steps.restart has no field 'okay' (a step result has ok, outcome, seconds, output)",
         "plan.yaml:6:38: unknown variable vars.servce (declared: service)",
         (
             "plan.yaml:6:66: resource is a string: resource.kind reads no field "

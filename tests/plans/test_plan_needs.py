@@ -48,7 +48,7 @@ def test_lint_with_a_config_reports_what_it_does_not_set(tmp_path):
 
 
 def test_lint_with_everything_configured_is_clean(tmp_path):
-    """An inventory, paging, ticketing and Prometheus configured: every shipped plan has what it needs."""
+    """An inventory, paging, ticketing, Prometheus and Slack configured: every shipped plan has what it needs."""
     code, lines = _lint(
         tmp_path,
         {
@@ -56,6 +56,7 @@ def test_lint_with_everything_configured_is_clean(tmp_path):
             "ticketing": {"url": "https://jira.example", "user": "u", "token": "t"},
             "ansible": {"inventory": str(tmp_path / "inventory.yml")},
             "prometheus": {"url": "http://127.0.0.1:9090"},
+            "slack": {"bot_token": "xoxb-0123456789"},
         },
     )
     assert code == 0, lines
