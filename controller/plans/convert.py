@@ -114,6 +114,7 @@ def _approve(approve: model.ApproveModel, common: _Common) -> spec.Step:
     return spec.ApproveStep(
         deadline=approve.deadline,
         on_timeout=approve.on_timeout,
+        on_deny=approve.on_deny,
         message=approve.message,
         approvers=tuple(approve.approvers),
         slack=approve.slack,

@@ -205,11 +205,12 @@ class CommandModel(_Model):
 
 
 class ApproveModel(_Model):
-    """``approve: MESSAGE`` or ``approve: {message, deadline, on_timeout, approvers, slack}``."""
+    """``approve: MESSAGE`` or ``approve: {message, deadline, on_timeout, on_deny, ...}``."""
 
     message: str = ""
     deadline: Duration = timedelta(hours=1)
     on_timeout: spec.OnTimeout = spec.OnTimeout.ESCALATE
+    on_deny: spec.OnDeny = spec.OnDeny.STOP
     approvers: list[str] = []
     slack: str = pydantic.Field(default="", pattern=r"^([#@]?[\w.-]{1,80})?$")
 

@@ -45,6 +45,15 @@ class OnTimeout(StrEnum):
     CONTINUE = "continue"
 
 
+class OnDeny(StrEnum):
+    """What an approval step does when an approver says no."""
+
+    STOP = "stop"
+    """Stop the plan, without the escalation ladder: a human decided (the default)."""
+    ESCALATE = "escalate"
+    """Stop the plan and run the escalation ladder (someone must take it from here)."""
+
+
 class OnFailure(StrEnum):
     """What a failed step does to the rest of the plan."""
 
@@ -304,11 +313,13 @@ class ApproveStep(StepBase):
             ``slack:<user id>``, OS users of the CLI) and approver-group names; empty
             means anyone who authenticated.
         slack: a Slack channel to ask in, with Approve/Deny buttons; empty: none.
+        on_deny: what a denial does: stop the plan, or stop it and escalate.
     """
 
     kind: Literal["approve"] = "approve"
     deadline: timedelta = timedelta(hours=1)
     on_timeout: OnTimeout = OnTimeout.ESCALATE
+    on_deny: OnDeny = OnDeny.STOP
     message: str = ""
     approvers: tuple[str, ...] = ()
     slack: str = ""

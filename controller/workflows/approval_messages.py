@@ -29,6 +29,10 @@ _THEN = {
     spec.OnTimeout.ABORT: "the plan stops",
     spec.OnTimeout.CONTINUE: "the plan goes on without an answer",
 }
+_DENIED_THEN = {
+    spec.OnDeny.STOP: "the plan stops",
+    spec.OnDeny.ESCALATE: "the plan stops and escalates",
+}
 
 
 def summary(request: rio.RemediationInput) -> str:
@@ -93,7 +97,7 @@ async def update(
     """Replace the message's buttons with the answer, the timeout or the cancellation."""
     if answer is not None:
         end = slack_io.ApprovalEnd.APPROVED if answer.approved else slack_io.ApprovalEnd.DENIED
-        then = "the plan goes on" if answer.approved else "the plan stops"
+        then = "the plan goes on" if answer.approved else _DENIED_THEN[step.on_deny]
     elif cancelled:
         end, then = slack_io.ApprovalEnd.CANCELLED, "the episode resolved"
     else:

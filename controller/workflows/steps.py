@@ -251,7 +251,10 @@ def _stop(step: spec.Step, record: rio.StepRecord) -> rio.Outcome | None:
     if outcome is rio.StepOutcome.CANCELLED:
         return rio.Outcome.CANCELLED
     if outcome is rio.StepOutcome.DENIED:
-        return rio.Outcome.DENIED
+        denied_escalates = isinstance(step, spec.ApproveStep) and (
+            step.on_deny is spec.OnDeny.ESCALATE
+        )
+        return rio.Outcome.ESCALATED if denied_escalates else rio.Outcome.DENIED
     if outcome is rio.StepOutcome.TIMED_OUT and isinstance(step, spec.ApproveStep):
         return {
             spec.OnTimeout.ESCALATE: rio.Outcome.ESCALATED,
