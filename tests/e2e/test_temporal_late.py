@@ -51,8 +51,14 @@ async def test_homeostat_up_waits_for_a_temporal_that_is_not_there_yet(tmp_path)
     )
     try:
         with pytest.raises(AssertionError, match="not ready"):
-            process.start(api, timeout=15)  # /readyz never answers 200 without Temporal
-        status, body = _readyz(api)
+            process.start(api, timeout=3)  # /readyz never answers 200 without Temporal
+        deadline = time.monotonic() + 60
+        while (answer := _readyz(api))[0] == 0:  # until HTTP serves
+            assert process.process is not None
+            assert process.process.poll() is None, "homeostat exited"
+            assert time.monotonic() < deadline, "homeostat does not serve HTTP"
+            time.sleep(0.2)
+        status, body = answer
         assert status == 503, body
         assert address in body["checks"]["temporal"]
         assert process.process is not None
