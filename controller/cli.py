@@ -8,30 +8,126 @@ standard error and exit status 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import console as rich_console
+from typer import core as typer_core
 
 from controller import __version__, errors
 from controller import settings as settings_module
-from controller.commands import backtest as backtest_commands
-from controller.commands import demo as demo_command
-from controller.commands import history as history_command
-from controller.commands import replay as replay_command
-from controller.commands import resources as resource_commands
-from controller.commands import rule_status as rule_status_command
-from controller.commands import rules as rules_commands
-from controller.commands import run as run_command
-from controller.commands import slack as slack_commands
-from controller.commands import steering as steering_commands
 from controller.observability import logging as logging_setup
 
 if TYPE_CHECKING:
     from controller import service
+
+
+# Sub-commands are imported when they are used (or listed by --help): each pulls in its own
+# part of Homeostat (the rules engine, the workflows, the activities, the HTTP server), and a
+# command should not pay for all of them at start-up (`resource list` starts in about half
+# the time).
+
+
+_Command = Any
+"""A click command; typer vendors click (``typer._click``) and names none of its types."""
+
+
+def _single(command: Callable[..., Any]) -> _Command:
+    """A one-command Typer app as a click command (Typer collapses it to the command)."""
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single.command()(command)
+    return typer.main.get_command(single)
+
+
+@functools.cache
+def _rules() -> _Command:
+    from controller.commands import backtest, rule_status, rules  # noqa: PLC0415
+
+    rules.app.command("backtest")(backtest.command)
+    rules.app.command("status")(rule_status.status)
+    return typer.main.get_command(rules.app)
+
+
+@functools.cache
+def _resource() -> _Command:
+    from controller.commands import resources, steering  # noqa: PLC0415
+
+    steering.register(resources.app)
+    return typer.main.get_command(resources.app)
+
+
+@functools.cache
+def _slack() -> _Command:
+    from controller.commands import slack  # noqa: PLC0415
+
+    return typer.main.get_command(slack.app)
+
+
+@functools.cache
+def _run() -> _Command:
+    from controller.commands import run  # noqa: PLC0415
+
+    return _single(run.run)
+
+
+@functools.cache
+def _demo() -> _Command:
+    from controller.commands import demo  # noqa: PLC0415
+
+    return _single(demo.demo)
+
+
+@functools.cache
+def _history() -> _Command:
+    from controller.commands import history  # noqa: PLC0415
+
+    return _single(history.history)
+
+
+@functools.cache
+def _replay() -> _Command:
+    from controller.commands import replay  # noqa: PLC0415
+
+    return _single(replay.replay)
+
+
+_LAZY: dict[str, Callable[[], _Command]] = {
+    "rules": _rules,
+    "resource": _resource,
+    "slack": _slack,
+    "run": _run,
+    "demo": _demo,
+    "history": _history,
+    "replay": _replay,
+}
+
+
+class _LazyGroup(typer_core.TyperGroup):
+    """The top-level group: the commands above are built on first use."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        eager = super().list_commands(ctx)
+        return [*eager, *(name for name in _LAZY if name not in eager)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> _Command | None:
+        loader = _LAZY.get(cmd_name)
+        if loader is None:
+            return super().get_command(ctx, cmd_name)
+        command = loader()
+        command.name = cmd_name
+        # Built on its own, a sub-app is a root and gets the completion options: not here.
+        command.params = [
+            param
+            for param in command.params
+            if param.name not in {"install_completion", "show_completion"}
+        ]
+        return command
+
 
 app = typer.Typer(
     name="homeostat",
@@ -39,19 +135,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_LazyGroup,
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-rules_commands.app.command("backtest")(backtest_commands.command)
-rules_commands.app.command("status")(rule_status_command.status)
-app.add_typer(rules_commands.app, name="rules")
-steering_commands.register(resource_commands.app)
-app.add_typer(resource_commands.app, name="resource")
-app.add_typer(slack_commands.app, name="slack")
-app.command(name="run")(run_command.run)
-app.command(name="demo")(demo_command.demo)
-app.command(name="history")(history_command.history)
-app.command(name="replay")(replay_command.replay)
 
 ConfigOption = Annotated[
     Path | None,

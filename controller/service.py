@@ -32,14 +32,14 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice import v1 as workflowservice
 
-from controller import assembly, embedded, errors, server, serving
+from controller import assembly, connection, embedded, errors, server, serving
 from controller import settings as settings_module
 from controller import worker as worker_module
 from controller.api import openapi
 from controller.domain import contract
 from controller.observability import metrics as metrics_module
 from controller.observability import temporal_metrics, visibility
-from controller.workflows import converter, resource_io
+from controller.workflows import resource_io
 
 log = structlog.get_logger(__name__)
 
@@ -61,69 +61,10 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-async def connect(
-    settings: settings_module.TemporalSettings,
-    address: str,
-    *,
-    runtime: temporal_runtime.Runtime | None = None,
-    lazy: bool = False,
-) -> temporal_client.Client:
-    """Connect to Temporal at ``address`` (through ``runtime``, default: the SDK's default).
-
-    Args:
-        settings: namespace, credentials and TLS.
-        address: where Temporal listens.
-        runtime: the SDK runtime (metrics); default: the SDK's default.
-        lazy: return at once; the client connects on its first call, and again on the
-            next one after a failure. A worker cannot run on a lazy client.
-
-    Raises:
-        errors.DependencyError: Temporal does not answer (never when ``lazy``); the
-            message names the address.
-    """
-    api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
-    try:
-        return await temporal_client.Client.connect(
-            address,
-            namespace=settings.namespace,
-            api_key=api_key,
-            tls=tls_config(settings),
-            data_converter=converter.DATA_CONVERTER,
-            runtime=runtime,
-            lazy=lazy,
-        )
-    except RuntimeError as exc:
-        raise errors.DependencyError(
-            f"temporal.address: cannot reach Temporal at {address}: {exc}"
-        ) from None
-
-
-def tls_config(settings: settings_module.TemporalSettings) -> temporal_service.TLSConfig | bool:
-    """TLS towards Temporal: files for (mutual) TLS, or plain TLS with an API key, or none.
-
-    Raises:
-        errors.ConfigError: a TLS file cannot be read; the message names the setting.
-    """
-    files = {
-        "tls_ca_file": settings.tls_ca_file,
-        "tls_cert_file": settings.tls_cert_file,
-        "tls_key_file": settings.tls_key_file,
-    }
-    read: dict[str, bytes | None] = {}
-    for name, path in files.items():
-        try:
-            read[name] = path.read_bytes() if path is not None else None
-        except OSError as exc:
-            message = f"temporal.{name}: cannot read {path}: {exc.strerror}"
-            raise errors.ConfigError(message) from None
-    if any(read.values()) or settings.tls_server_name:
-        return temporal_service.TLSConfig(
-            server_root_ca_cert=read["tls_ca_file"],
-            client_cert=read["tls_cert_file"],
-            client_private_key=read["tls_key_file"],
-            domain=settings.tls_server_name,
-        )
-    return settings.tls or settings.api_key is not None
+connect = connection.connect
+"""``connection.connect``, kept here for the callers that know it by this name."""
+tls_config = connection.tls_config
+"""``connection.tls_config``, kept here for the callers that know it by this name."""
 
 
 async def ensure_search_attributes(client: temporal_client.Client, namespace: str) -> None:

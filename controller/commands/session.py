@@ -26,7 +26,7 @@ import typer
 from temporalio import client as temporal_client
 from temporalio import service as temporal_service
 
-from controller import errors
+from controller import connection, errors
 from controller import settings as settings_module
 from controller.operations import links
 
@@ -89,13 +89,9 @@ async def _session(
     settings: settings_module.Settings,
     action: Callable[[temporal_client.Client], Awaitable[T]],
 ) -> T | _Failure:
-    # Imported here: the service module pulls in the worker and the HTTP server, which a
-    # command does not need; only the connection is shared.
-    from controller import service  # noqa: PLC0415
-
     failure: _Failure | None = None
     try:
-        client = await service.connect(settings.temporal, settings.temporal.client_address)
+        client = await connection.connect(settings.temporal, settings.temporal.client_address)
     except errors.DependencyError as exc:
         return _Failure(str(exc), FAILED)
     try:

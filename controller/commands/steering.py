@@ -28,7 +28,7 @@ from typing import Annotated, Protocol, TypeVar
 import pydantic
 import typer
 
-from controller import errors
+from controller import connection, errors
 from controller import settings as settings_module
 from controller.commands import remote
 from controller.domain import approvals, durations, resources
@@ -72,9 +72,7 @@ class _Direct:
 
     async def _steering(self) -> steering.Steering:
         temporal = self.config.temporal
-        from controller import service  # noqa: PLC0415 - the CLI starts without the server
-
-        client = await service.connect(temporal, temporal.client_address)
+        client = await connection.connect(temporal, temporal.client_address)
         return steering.Steering(client, timeout=self.config.api.timeout)
 
     async def decide(
