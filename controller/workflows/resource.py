@@ -105,7 +105,10 @@ class ResourceWorkflow:
                     options=self._options,
                     state=book.snapshot(),
                     pending=tuple(self._inbox),
-                )
+                ),
+                # The next run starts with this memo (it is not carried over by itself), so
+                # lists and views keep their details, and `since`, across the new run.
+                memo=effects.memo_fields(self._memo),
             )
         if book.forgettable(workflow.now()):
             return book.snapshot()

@@ -142,6 +142,11 @@ def published_memo() -> resource_memo.ResourceMemo | None:
     return memo
 
 
+def memo_fields(memo: resource_memo.ResourceMemo | None) -> dict[str, object] | None:
+    """The memo to continue as new with; ``None`` (none) in runs recorded before memos."""
+    return {resource_memo.MEMO_KEY: memo} if memo is not None else None
+
+
 def publish(
     book: ledger_module.Ledger, previous: resource_memo.ResourceMemo | None
 ) -> resource_memo.ResourceMemo | None:
