@@ -52,6 +52,13 @@ pytest:
 soak: install-test system-deps ## The long runs (tests marked soak); reports go to bench/results/
 	$(BIN)/pytest -m soak
 
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
+	$(PIP) install -q -e '.[test,bench]'
+	@touch $@
+
+bench: install-test system-deps $(VENV)/.installed-bench ## Every benchmark under bench/, one report: bench/results/REPORT.md and REPORT.json
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) .homeostat .mypy_cache .ruff_cache .pytest_cache .hypothesis
 

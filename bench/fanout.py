@@ -1,26 +1,21 @@
-"""Fan-out benchmark: 1,000 hosts through one trivial playbook, two ways, in the same run.
+"""Fan-out benchmark: one trivial playbook over many hosts, two ways, measured in the same run.
 
 - Homeostat: the ``run_playbook`` activity's own code (``controller.activities.ansible``):
   hosts cut into batches, one ansible-runner invocation per batch using forks, a bounded
   number of invocations at once, results aggregated per host.
-- The seeds' way: one ``ansible-playbook`` process per host, all started at once with
-  ``asyncio.gather``.
+- The per-host baseline: one ``ansible-playbook`` process per host, at most
+  ``--per-host-concurrency`` at once (``asyncio`` and a semaphore), so a fleet fits in memory.
 
 Both use the same playbook and the same inventory: N aliases of localhost with
-``ansible_connection: local``. The headline run uses a trivial playbook (one ``debug``
-task); a smaller second run adds ``ansible.builtin.ping``, a module that starts Python on
-every host in both ways, to show how the gap narrows when the tasks dominate. Each side
-runs in a child process; the parent samples the proportional set size (PSS) of that
-child's whole process tree every 0.2 s and reports the peak.
+``ansible_connection: local``. The per-host way runs for real on ``--per-host`` hosts (200
+by default), beside the batched runner on the same hosts and on ``--hosts`` (1,000). An
+optional second playbook (``--module-hosts``) adds ``ansible.builtin.ping``, a module that
+starts Python on every host in both ways, to show how the gap narrows when the tasks
+dominate. Each side runs in a child process; the parent samples the proportional set size
+(PSS) of that child's whole process tree every 0.2 s and reports the peak.
 
-One process per host costs about two seconds of CPU each on this class of machine, so on
-a 2-core machine the per-host way is measured on a sample (``--sample``, default 50 hosts,
-started together) and extrapolated linearly to N; the output says so. Linear is generous
-to it: 1,000 concurrent ``ansible-playbook`` processes would need the sample's peak
-memory times N / sample, more than this machine has.
-
-    python bench/fanout.py                      # 1,000 hosts, per-host sample of 50
-    python bench/fanout.py --hosts 200 --sample 20 --module-hosts 0 --no-record
+    python bench/fanout.py                      # per-host on 200, batched on 200 and 1,000
+    python bench/fanout.py --hosts 200 --per-host 20 --no-record
 """
 
 from __future__ import annotations
@@ -35,13 +30,15 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+import record
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).parent / "results"
 PLAYBOOKS = {
     "trivial": """\
 - name: Trivial fan-out play
@@ -190,34 +187,113 @@ def child_batched(
     print(json.dumps({"seconds": round(seconds, 2), "hosts": len(out.hosts), "ok": ok}))
 
 
-def child_per_host(workdir: Path, kind: str, hosts: int) -> None:
-    """One ansible-playbook per host, all at once; print seconds and host counts."""
+def child_per_host(workdir: Path, kind: str, hosts: int, concurrency: int) -> None:
+    """One ansible-playbook per host, ``concurrency`` at once; print seconds and host counts."""
     playbooks, inventory_file = write_fixture(workdir, hosts, kind)
     env = {**os.environ, "ANSIBLE_PYTHON_INTERPRETER": sys.executable, **ANSIBLE_ENV}
     binary = str(Path(sys.executable).parent / "ansible-playbook")
 
-    async def one(host: str) -> int:
-        process = await asyncio.create_subprocess_exec(
-            binary,
-            "-i",
-            str(inventory_file),
-            "--limit",
-            host,
-            str(playbooks / "fanout.yml"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        return await process.wait()
+    async def one(host: str, gate: asyncio.Semaphore) -> int:
+        async with gate:
+            process = await asyncio.create_subprocess_exec(
+                binary,
+                "-i",
+                str(inventory_file),
+                "--limit",
+                host,
+                str(playbooks / "fanout.yml"),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+            return await process.wait()
 
     async def everything() -> list[int]:
-        return await asyncio.gather(*(one(f"host-{i:04d}") for i in range(hosts)))
+        gate = asyncio.Semaphore(concurrency)
+        return await asyncio.gather(*(one(f"host-{i:04d}", gate) for i in range(hosts)))
 
     started = time.perf_counter()
     codes = asyncio.run(everything())
     seconds = time.perf_counter() - started
     ok = sum(1 for code in codes if code == 0)
     print(json.dumps({"seconds": round(seconds, 2), "hosts": hosts, "ok": ok}))
+
+
+def batched(workdir: Path, *, kind: str, hosts: int, batch: int, forks: int, runs: int) -> dict:
+    """The batched runner on ``hosts`` hosts, measured in a child process."""
+    return measure(
+        [
+            "--child=batched",
+            f"--playbook={kind}",
+            f"--hosts={hosts}",
+            f"--batch-size={batch}",
+            f"--forks={forks}",
+            f"--parallel-runs={runs}",
+            f"--workdir={workdir / kind / f'batched-{hosts}'}",
+        ]
+    )
+
+
+def per_host(workdir: Path, *, kind: str, hosts: int, concurrency: int) -> dict:
+    """One process per host on ``hosts`` hosts, measured in a child process."""
+    return measure(
+        [
+            "--child=per-host",
+            f"--playbook={kind}",
+            f"--hosts={hosts}",
+            f"--per-host-concurrency={concurrency}",
+            f"--workdir={workdir / kind / f'per-host-{hosts}'}",
+        ]
+    )
+
+
+def rows(found: dict[str, dict], settings: dict[str, int], *, kind: str) -> list[record.Row]:
+    """Wall time and memory of the batched runner beside the per-host baseline."""
+    base = found["per_host"]
+    peer = (
+        f"one ansible-playbook per host, {settings['concurrency']} at once, {base['hosts']} hosts"
+    )
+    runner = (
+        f"batches of {settings['batch']}, {settings['forks']} forks, "
+        f"{settings['runs']} runs at once"
+    )
+    out: list[record.Row] = []
+    for label in ("batched_same", "batched_fleet"):
+        if label not in found:
+            continue
+        ours = found[label]
+        same = ours["hosts"] == base["hosts"]
+        rate, their_rate = ours["hosts"] / ours["seconds"], base["hosts"] / base["seconds"]
+        out.append(
+            record.Row(
+                figure=f"{kind} playbook, {ours['hosts']} hosts: hosts/s ({runner}; "
+                f"{ours['ok']}/{ours['hosts']} ok)",
+                ours=round(rate, 2),
+                unit="hosts/s",
+                against=peer + f" ({base['ok']}/{base['hosts']} ok)",
+                theirs=round(their_rate, 2),
+                ratio=round(rate / their_rate, 1),
+                target=">= 1",
+                met=rate >= their_rate,
+                note=(
+                    f"wall time {ours['seconds']:.1f} s vs {base['seconds']:.1f} s"
+                    if same
+                    else f"wall time {ours['seconds']:.1f} s for {ours['hosts']} hosts; the "
+                    f"per-host way measured on {base['hosts']} took {base['seconds']:.1f} s"
+                ),
+            )
+        )
+        out.append(
+            record.Row(
+                figure=f"{kind} playbook, {ours['hosts']} hosts: peak memory (PSS, tree)",
+                ours=ours["peak_pss_mib"],
+                unit="MiB",
+                against=peer,
+                theirs=base["peak_pss_mib"],
+                ratio=round(ours["peak_pss_mib"] / base["peak_pss_mib"], 2),
+            )
+        )
+    return out
 
 
 def machine() -> dict[str, object]:
@@ -252,117 +328,40 @@ def machine() -> dict[str, object]:
     }
 
 
-def compare(
-    workdir: Path, *, kind: str, hosts: int, sample: int, batch: int, forks: int, runs: int
-) -> dict[str, object]:
-    """Both ways on one playbook: measured figures, extrapolation and speed-up."""
-    batched = measure(
-        [
-            "--child=batched",
-            f"--playbook={kind}",
-            f"--hosts={hosts}",
-            f"--batch-size={batch}",
-            f"--forks={forks}",
-            f"--parallel-runs={runs}",
-            f"--workdir={workdir / kind / 'batched'}",
-        ]
-    )
-    sample = min(sample, hosts)
-    per_host = measure(
-        [
-            "--child=per-host",
-            f"--playbook={kind}",
-            f"--hosts={sample}",
-            f"--workdir={workdir / kind / 'per-host'}",
-        ]
-    )
-    scale = hosts / sample
-    found: dict[str, object] = {
-        "playbook": kind,
-        "hosts": hosts,
-        "batch_size": batch,
-        "forks": forks,
-        "parallel_runs": runs,
-        "batched": batched,
-        "per_host": per_host,
-        "per_host_extrapolated": sample < hosts,
-        "per_host_extrapolated_seconds": round(per_host["seconds"] * scale, 1),
-        "per_host_extrapolated_pss_mib": round(per_host["peak_pss_mib"] * scale, 1),
+def run_playbook_kind(
+    workdir: Path, kind: str, *, fleet: int, base: int, settings: dict[str, int]
+) -> dict[str, dict]:
+    """Per-host on ``base`` hosts, batched on the same and on ``fleet``."""
+    found = {
+        "per_host": per_host(workdir, kind=kind, hosts=base, concurrency=settings["concurrency"]),
+        "batched_same": batched(
+            workdir,
+            kind=kind,
+            hosts=base,
+            batch=settings["batch"],
+            forks=settings["forks"],
+            runs=settings["runs"],
+        ),
     }
-    found["speedup"] = round(per_host["seconds"] * scale / batched["seconds"], 1)
+    if fleet != base:
+        found["batched_fleet"] = batched(
+            workdir,
+            kind=kind,
+            hosts=fleet,
+            batch=settings["batch"],
+            forks=settings["forks"],
+            runs=settings["runs"],
+        )
     return found
-
-
-def _rows(run: dict) -> list[str]:
-    b, p, n = run["batched"], run["per_host"], run["hosts"]
-    return [
-        f"| **{run['playbook']}** playbook, {n} hosts | | | | |",
-        (
-            f"| Homeostat `run_playbook`: batches of {run['batch_size']}, {run['forks']} forks, "
-            f"{run['parallel_runs']} runs at once | {b['ok']}/{b['hosts']} ok "
-            f"| {b['seconds']:.1f} s "
-            f"| {b['hosts'] / b['seconds']:.1f} | {b['peak_pss_mib']:.0f} MiB |"
-        ),
-        (
-            f"| one `ansible-playbook` per host via `asyncio.gather`, measured on {p['hosts']} "
-            f"hosts | {p['ok']}/{p['hosts']} ok | {p['seconds']:.1f} s "
-            f"| {p['hosts'] / p['seconds']:.2f} | {p['peak_pss_mib']:.0f} MiB |"
-        ),
-        (
-            f"| the same, **extrapolated** linearly to {n} hosts | | "
-            f"{run['per_host_extrapolated_seconds']:.0f} s | | "
-            f"{run['per_host_extrapolated_pss_mib'] / 1024:.1f} GiB if all started together |"
-        ),
-        f"| speed-up | | **{run['speedup']:.1f}x** | | |",
-    ]
-
-
-def markdown(results: dict) -> str:
-    """The results as the Markdown note kept beside the JSON."""
-    m = results["machine"]
-    main_run, module_run = results["trivial"], results.get("module")
-    lines = [
-        "# Fan-out benchmark (bench/fanout.py)",
-        "",
-        (
-            f"Recorded {results['recorded'][:10]} on a {m['cpus']}-core {m['cpu']} machine "
-            f"({m['memory_gib']} GiB, Python {m['python']}, ansible-core {m['ansible_core']}), "
-            "shared with other work (load average at start "
-            f"{m['load_average_at_start'][0]:.1f}); raw figures in `fanout.json`. Hosts are "
-            "localhost aliases (`ansible_connection: local`); both ways use the same inventory, "
-            "playbook and Ansible settings (pipelining on)."
-        ),
-        "",
-        "| | hosts run | wall time | hosts/s | peak memory (PSS, process tree) |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        *_rows(main_run),
-        *(_rows(module_run) if module_run else []),
-        "",
-        (
-            f"The per-host figures for {main_run['hosts']} hosts are **extrapolated** from the "
-            "measured sample, not measured: every process pays ansible-playbook's start-up "
-            "(imports, plugins, parsing the whole inventory) for one host. Started together, "
-            "the whole fleet's processes would need the memory shown, more than the machine has."
-        ),
-        "",
-        (
-            "The **trivial** playbook (one `debug` task) measures what the two ways differ in: "
-            "the cost of running Ansible per host. The **module** playbook adds "
-            "`ansible.builtin.ping`, which starts a Python interpreter on every host in both "
-            "ways; that per-host cost is the same for both, so the speed-up shrinks when the "
-            "tasks themselves dominate."
-        ),
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     """Run the benchmark (or one side of it, as a child) and record the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--hosts", type=int, default=1000)
-    parser.add_argument("--sample", type=int, default=50, help="hosts for the per-host way")
-    parser.add_argument("--module-hosts", type=int, default=100, help="0 skips the module run")
-    parser.add_argument("--module-sample", type=int, default=10)
+    parser.add_argument("--hosts", type=int, default=1000, help="hosts for the batched runner")
+    parser.add_argument("--per-host", type=int, default=200, help="hosts run one per process")
+    parser.add_argument("--per-host-concurrency", type=int, default=8)
+    parser.add_argument("--module-hosts", type=int, default=0, help="0 skips the module run")
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--forks", type=int, default=50)
     parser.add_argument("--parallel-runs", type=int, default=2)
@@ -383,43 +382,43 @@ def main() -> None:
                 runs=options.parallel_runs,
             )
         else:
-            child_per_host(workdir, options.playbook, options.hosts)
+            child_per_host(workdir, options.playbook, options.hosts, options.per_host_concurrency)
         return
-    results: dict[str, object] = {
-        "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-    }
     settings = {
         "batch": options.batch_size,
         "forks": options.forks,
         "runs": options.parallel_runs,
+        "concurrency": options.per_host_concurrency,
     }
+    result = record.Result(name="fanout", title="Fan-out over hosts, measured")
+    result.raw = {"machine": machine(), "settings": settings}
     with tempfile.TemporaryDirectory(prefix="fanout-") as tmp:
-        results["trivial"] = compare(
-            Path(tmp), kind="trivial", hosts=options.hosts, sample=options.sample, **settings
+        trivial = run_playbook_kind(
+            Path(tmp), "trivial", fleet=options.hosts, base=options.per_host, settings=settings
         )
+        result.raw["trivial"] = trivial
+        result.rows.extend(rows(trivial, settings, kind="trivial"))
         if options.module_hosts:
-            results["module"] = compare(
+            module = run_playbook_kind(
                 Path(tmp),
-                kind="module",
-                hosts=options.module_hosts,
-                sample=options.module_sample,
-                **settings,
+                "module",
+                fleet=options.module_hosts,
+                base=options.module_hosts,
+                settings=settings,
             )
-    text = json.dumps(results, indent=2)
-    print(text)
-    for name in ("trivial", "module"):
-        run = results.get(name)
-        if isinstance(run, dict) and run["per_host_extrapolated"]:
-            print(
-                f"NOTE ({name}): the per-host figure for {run['hosts']} hosts is EXTRAPOLATED "
-                f"linearly from {run['per_host']['hosts']} hosts measured, not measured; "
-                f"speed-up {run['speedup']}x."
-            )
+            result.raw["module"] = module
+            result.rows.extend(rows(module, settings, kind="module"))
+    result.notes.append(
+        "Hosts are localhost aliases (`ansible_connection: local`); both ways use the same "
+        "inventory, playbook (one `debug` task: what the ways differ in is the cost of running "
+        "Ansible per host) and settings (pipelining on). Every figure is measured: the "
+        "per-host way runs each of its hosts as its own `ansible-playbook` process, at most "
+        f"{options.per_host_concurrency} at once. Memory is the peak proportional set size of "
+        "each side's whole process tree."
+    )
+    print(json.dumps(result.raw, indent=2))
     if not options.no_record:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "fanout.json").write_text(text + "\n")
-        (RESULTS / "fanout.md").write_text(markdown(results))
+        print(record.write(result))
 
 
 if __name__ == "__main__":

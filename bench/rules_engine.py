@@ -2,10 +2,12 @@
 
 Measures events/s, µs per event, peak RSS and start-up time of Homeostat's engine, and of
 ansible-rulebook 1.3.2 on equivalent rules (same conditions, no-op actions) in the same run
-when it is installed in a separate virtualenv (ARB_VENV, default /tmp/arb-venv).
+in a virtualenv of its own.
 
     python bench/rules_engine.py               # both, writes bench/results/rules_engine.json
     python bench/rules_engine.py --events 200000 --arb-events 20000
+
+ansible-rulebook is installed by ``peers.py`` into a virtualenv of its own on first use.
 
 Each side runs in its own process so peak RSS is that side's alone. Homeostat's figures are
 taken twice: as shipped (rules indexed by their `labels.type == ...` conjunct, conditions
@@ -17,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -28,10 +29,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+import peers
+import record
+
 RULES = 100
 RESOURCES = 10_000
 CHUNK = 10_000
-RESULTS = Path(__file__).parent / "results" / "rules_engine.json"
 
 
 def rule_file(rules: int) -> str:
@@ -245,44 +250,103 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--arb-events", type=int, default=100_000)
-    parser.add_argument(
-        "--arb-venv",
-        type=Path,
-        default=Path(os.environ.get("ARB_VENV", "/tmp/arb-venv")),  # noqa: S108 - a venv path
-    )
     parser.add_argument("--child", choices=["fast", "cel"])
     parser.add_argument("--no-write", action="store_true")
     options = parser.parse_args()
     if options.child:
         print(json.dumps(homeostat(options.events, force_cel=options.child == "cel")))
         return
-    results = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "system": platform.platform(),
-        },
+    result = record.Result(name="rules_engine", title="Rules engine alone")
+    ours = child(["--child", "fast", "--events", str(options.events)])
+    all_cel = child(["--child", "cel", "--events", str(options.events)])
+    startup = process_startup()
+    venv = peers.ansible_rulebook()
+    arb = ansible_rulebook(options.arb_events, venv)
+    result.raw = {
         "workload": {"events": options.events, "resources": RESOURCES, "rules": RULES},
-        "homeostat": child(["--child", "fast", "--events", str(options.events)]),
-        "homeostat_all_cel": child(["--child", "cel", "--events", str(options.events)]),
-        "homeostat_process_startup_seconds": process_startup(),
-        "ansible_rulebook": ansible_rulebook(options.arb_events, options.arb_venv),
-        "ansible_rulebook_version": _arb_version(options.arb_venv),
+        "homeostat": ours,
+        "homeostat_all_cel": all_cel,
+        "homeostat_process_startup_seconds": startup,
+        "ansible_rulebook": arb,
+        "ansible_rulebook_version": _arb_version(venv),
     }
-    arb = results["ansible_rulebook"]
-    if "events_per_second" in arb:
-        results["speedup"] = results["homeostat"]["events_per_second"] / float(
-            arb["events_per_second"]
-        )
-        results["speedup_all_cel"] = results["homeostat_all_cel"]["events_per_second"] / float(
-            arb["events_per_second"]
-        )
-    text = json.dumps(results, indent=2)
-    print(text)
+    result.rows.extend(rows(ours, all_cel, startup, arb))
+    result.notes.append(
+        f"Workload: {options.events:,} Kafka observations over {RESOURCES:,} resources and "
+        f"{RULES} rules (`labels.type == 'metric_N'`, `when: body.value > 90`, `for: 1m`); every "
+        "7th resource runs hot for the first half. ansible-rulebook "
+        f"({result.raw['ansible_rulebook_version']}, its own virtualenv, Java 17) runs the same "
+        f"conditions on {options.arb_events:,} events from a local source plugin; it has no "
+        "`for`, so it does less work per event. Each side runs in its own process."
+    )
+    print(json.dumps(result.raw, indent=2))
     if not options.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text + "\n")
+        print(record.write(result))
+
+
+def rows(
+    ours: dict[str, float],
+    all_cel: dict[str, float],
+    startup: float,
+    arb: dict[str, float | str],
+) -> list[record.Row]:
+    """The figures beside ansible-rulebook's."""
+    if "events_per_second" not in arb:
+        note = f"ansible-rulebook did not run: {arb.get('error', '')}"[:300]
+        return [record.Row(figure="events/s", ours=ours["events_per_second"], unit="", note=note)]
+    theirs = {key: float(value) for key, value in arb.items() if key != "error"}
+    name = "ansible-rulebook 1.3.2"
+    return [
+        record.Row(
+            figure="events/s (as shipped)",
+            ours=round(ours["events_per_second"]),
+            unit="ev/s",
+            against=name,
+            theirs=round(theirs["events_per_second"]),
+            ratio=round(ours["events_per_second"] / theirs["events_per_second"], 1),
+            target=">= 1",
+            met=ours["events_per_second"] >= theirs["events_per_second"],
+        ),
+        record.Row(
+            figure="events/s, every condition through CEL",
+            ours=round(all_cel["events_per_second"]),
+            unit="ev/s",
+            against=name,
+            theirs=round(theirs["events_per_second"]),
+            ratio=round(all_cel["events_per_second"] / theirs["events_per_second"], 1),
+            target=">= 1",
+            met=all_cel["events_per_second"] >= theirs["events_per_second"],
+        ),
+        record.Row(
+            figure="µs per event",
+            ours=round(ours["us_per_event"], 1),
+            unit="µs",
+            against=name,
+            theirs=round(theirs["us_per_event"], 1),
+            ratio=round(theirs["us_per_event"] / ours["us_per_event"], 1),
+            ratio_means="theirs / ours",
+        ),
+        record.Row(
+            figure="peak RSS",
+            ours=round(ours["peak_rss_mib"], 1),
+            unit="MiB",
+            against=name,
+            theirs=round(theirs["peak_rss_mib"], 1),
+            ratio=round(ours["peak_rss_mib"] / theirs["peak_rss_mib"], 2),
+            target="<= 1",
+            met=ours["peak_rss_mib"] <= theirs["peak_rss_mib"],
+        ),
+        record.Row(
+            figure="start-up (fresh interpreter, 100 rules)",
+            ours=round(startup, 2),
+            unit="s",
+            against=name,
+            theirs=round(theirs["startup_seconds"], 2),
+            ratio=round(startup / theirs["startup_seconds"], 2),
+            target="<= 1",
+            met=startup <= theirs["startup_seconds"],
+        ),
+    ]
 
 
 def _arb_version(venv: Path) -> str:

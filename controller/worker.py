@@ -138,6 +138,7 @@ def build(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=registered_workflows(),
+        workflow_runner=workflows.sandbox_runner(),
         activities=activities.build(config, plans_in_force=plans_in_force),
         interceptors=[activities.interceptor(config)],
         activity_executor=concurrent.futures.ThreadPoolExecutor(

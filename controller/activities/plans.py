@@ -12,6 +12,7 @@ to record and escalate.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -38,7 +39,10 @@ class PlanActivities:
 
     @activity.defn(name=activity_io.LOAD_PLAN)
     def load_plan(self, request: activity_io.LoadPlanInput) -> activity_io.LoadPlanOutput:
-        """The plan called ``request.name``, or why there is none."""
+        """The plan called ``request.name``, or why there is none (named, for the timeline)."""
+        return dataclasses.replace(self._load(request), name=request.name)
+
+    def _load(self, request: activity_io.LoadPlanInput) -> activity_io.LoadPlanOutput:
         with failures.reported():
             if not loader.model_name_ok(request.name):
                 return activity_io.LoadPlanOutput(

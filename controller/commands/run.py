@@ -31,6 +31,7 @@ from controller.operations import timeline_model as tm
 from controller.plans import loader as plans_loader
 from controller.workflows import resource_io
 
+_STARTING: Final = frozenset({resource_io.EpisodeStatus.DONE, resource_io.EpisodeStatus.OPEN})
 _NOT_RUN: Final = frozenset(
     {
         resource_io.EpisodeStatus.SKIPPED,
@@ -177,7 +178,9 @@ async def _not_run(client: temporal_client.Client, watch: _Watch) -> str | None:
         return None
     for record in view.episodes:
         if record.episode == episode and record.status in _NOT_RUN and record.outcome is None:
-            if record.status is resource_io.EpisodeStatus.DONE and not record.note:
+            # Done or open without a note: its remediation is being started (the resource
+            # workflow records the episode before the child exists); with a note it never will.
+            if record.status in _STARTING and not record.note:
                 return None
             return record.note or record.status.value
     for outcome in view.last_outcomes:

@@ -30,6 +30,8 @@ from controller.operations import timeline_model as tm
 from controller.operations import timeline_steps
 from controller.workflows import activity_io, resource_memo
 
+_LOCAL_ACTIVITY_MARKER: Final = "core_local_activity"
+"""The marker a local activity's result is recorded as (the SDK core's name for it)."""
 _ON_RESOLVE: Final = frozenset(
     {activity_io.PAGE_RESOLVE, activity_io.TICKET_RESOLVE, activity_io.TICKET_COMMENT}
 )
@@ -181,15 +183,36 @@ class _Builder:
         if activity.name in _ON_RESOLVE:
             self._on_resolve(activity)
         elif activity.name == activity_io.LOAD_PLAN:
-            problem = activity.error or pf.text(pf.obj(activity.result).get("problem"))
-            if problem or pf.obj(activity.result).get("plan") is None:
-                name = pf.text(activity.arg.get("name"))
-                self.add(
-                    event,
-                    tm.EntryKind.PROBLEM,
-                    f"plan {name} could not be loaded: {problem or 'not found'}",
-                    status="failed",
-                )
+            name = pf.text(activity.arg.get("name"))
+            self._plan_loaded(event, name, activity.result, activity.error)
+
+    def _plan_loaded(self, event: HistoryEvent, name: str, result: Any, error: str) -> None:
+        """A ``load_plan`` that found no plan is a problem on the timeline."""
+        problem = error or pf.text(pf.obj(result).get("problem"))
+        if problem or pf.obj(result).get("plan") is None:
+            name = name or pf.text(pf.obj(result).get("name"))
+            self.add(
+                event,
+                tm.EntryKind.PROBLEM,
+                f"plan {name} could not be loaded: {problem or 'not found'}",
+                status="failed",
+            )
+
+    def _marker_recorded_event_attributes(self, event: HistoryEvent) -> None:
+        """``load_plan`` as a local activity: its result (or failure) is a marker."""
+        attributes = event.marker_recorded_event_attributes
+        if attributes.marker_name != _LOCAL_ACTIVITY_MARKER:
+            return
+        data = attributes.details.get("data")
+        if data is None or pf.text(pf.obj(pf.first(data)).get("activity_type")) != (
+            activity_io.LOAD_PLAN
+        ):
+            return
+        result = attributes.details.get("result")
+        error = ""
+        if attributes.HasField("failure"):
+            error = pf.failure_message(attributes.failure) or "failed"
+        self._plan_loaded(event, "", pf.first(result) if result is not None else None, error)
 
     def _on_resolve(self, activity: timeline_steps.Activity) -> None:
         arg = activity.arg

@@ -13,6 +13,7 @@ the payload modules there.
 """
 
 from temporalio import workflow
+from temporalio.worker import workflow_sandbox
 
 _PASSED_THROUGH = (
     "controller.domain.resources",
@@ -34,3 +35,19 @@ with workflow.unsafe.imports_passed_through():
 
 WORKFLOWS: list[type] = [resource.ResourceWorkflow, remediation.RemediationWorkflow]
 """The workflow classes a Homeostat worker runs."""
+
+
+def sandbox_runner() -> workflow_sandbox.SandboxedWorkflowRunner:
+    """The sandbox of the worker, with the workflow modules themselves passed through.
+
+    The SDK executes a workflow's own module again for every workflow it builds, unless
+    that module is configured as passed through; for these modules that cost more CPU in
+    each episode's first workflow tasks than the workflow code itself. They keep no
+    module-level state, and ``controller/workflows/ruff.toml`` bans I/O, clocks and
+    randomness in them, which is what the sandbox's runtime checks of a reloaded module
+    would catch. Tests and the replayer keep the SDK's default sandbox, checks included.
+    """
+    restrictions = workflow_sandbox.SandboxRestrictions.default.with_passthrough_modules(
+        *_PASSED_THROUGH
+    )
+    return workflow_sandbox.SandboxedWorkflowRunner(restrictions=restrictions)

@@ -137,10 +137,12 @@ class LoadPlanOutput:
     Attributes:
         plan: the validated plan; ``None`` when there is no such plan or it is invalid.
         problem: why ``plan`` is ``None`` (``file:line:column: message`` when invalid).
+        name: the plan asked for (a local activity's marker does not record its input).
     """
 
     plan: spec.Plan | None = None
     problem: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -32,18 +32,38 @@ SEVERITY = SearchAttributeKey.for_keyword("HomeostatSeverity")
 _QUICK = RetryPolicy(maximum_attempts=5, non_retryable_error_types=[aio.PERMANENT_ERROR])
 
 
+LOCAL_LOAD_PLAN_PATCH = "homeostat-local-load-plan"
+"""Patch id: ``load_plan`` runs as a local activity (histories before ran it as an activity)."""
+
+
 async def load_plan(
     name: str, *, attempt_timeout: timedelta = io.LOAD_PLAN_TIMEOUT
 ) -> tuple[spec.Plan | None, str]:
-    """The plan called ``name``, or ``None`` and why not; each attempt gets ``attempt_timeout``."""
+    """The plan called ``name``, or ``None`` and why not; each attempt gets ``attempt_timeout``.
+
+    A local activity: the worker that runs this workflow task reads the plan and the task
+    goes on with it, where an activity cost a round trip through the server and a second
+    workflow task before the episode could start. The plan is recorded in the history
+    (a marker) all the same, so replay reads the same plan.
+    """
+    request = aio.LoadPlanInput(name=name)
     try:
-        loaded = await workflow.execute_activity(
-            aio.LOAD_PLAN,
-            aio.LoadPlanInput(name=name),
-            result_type=aio.LoadPlanOutput,
-            start_to_close_timeout=attempt_timeout,
-            retry_policy=_QUICK,
-        )
+        if workflow.patched(LOCAL_LOAD_PLAN_PATCH):
+            loaded = await workflow.execute_local_activity(
+                aio.LOAD_PLAN,
+                request,
+                result_type=aio.LoadPlanOutput,
+                start_to_close_timeout=attempt_timeout,
+                retry_policy=_QUICK,
+            )
+        else:
+            loaded = await workflow.execute_activity(
+                aio.LOAD_PLAN,
+                request,
+                result_type=aio.LoadPlanOutput,
+                start_to_close_timeout=attempt_timeout,
+                retry_policy=_QUICK,
+            )
     except exceptions.ActivityError as exc:
         return None, f"plan {name!r} could not be loaded: {exc.cause or exc}"
     if loaded.plan is None:

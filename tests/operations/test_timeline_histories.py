@@ -108,9 +108,10 @@ def test_cooldown_suppression_and_the_escalation_ladder_are_recorded():
     assert entries[-1].details.escalation_level == 2
 
 
-def test_a_resource_history_lists_its_episode_and_what_was_done():
-    """The resource's run shows the transition, the remediation, the operator's approval and the resolve."""
-    entries = _entries("resource_full")
+@pytest.mark.parametrize("name", ["resource_full", "resource_full_local_plan"])
+def test_a_resource_history_lists_its_episode_and_what_was_done(name):
+    """The resource's run shows the transition, the remediation, the operator's approval and the resolve, whether its plan came from an activity or a local one."""
+    entries = _entries(name)
     kinds = [e.kind for e in entries]
     assert kinds[0] is tm.EntryKind.OPENED
     assert tm.EntryKind.OPERATOR in kinds

@@ -114,7 +114,9 @@ class FakeActivities:
     async def load_plan(self, request: aio.LoadPlanInput) -> aio.LoadPlanOutput:
         self._record(aio.LOAD_PLAN, request)
         plan = self.plans.get(request.name)
-        return aio.LoadPlanOutput(plan=plan, problem="" if plan else "no such plan")
+        return aio.LoadPlanOutput(
+            plan=plan, problem="" if plan else "no such plan", name=request.name
+        )
 
     @activity.defn(name=aio.FETCH_INVENTORY)
     async def fetch_inventory(self, request: aio.FetchInventoryInput) -> aio.FetchInventoryOutput:

@@ -135,7 +135,11 @@ async def test_full_plan_timeline_passes_values_as_data(dev_client):
     await _record(
         dev_client, resources.remediation_workflow_id(episode.episode), "remediation_full"
     )
-    await _record(dev_client, resources.resource_workflow_id(episode.resource), "resource_full")
+    # Recorded since load_plan became a local activity; ``resource_full`` is the same run
+    # recorded before, kept to prove histories of both kinds replay.
+    await _record(
+        dev_client, resources.resource_workflow_id(episode.resource), "resource_full_local_plan"
+    )
 
 
 LADDER_PLAN = """
@@ -188,4 +192,4 @@ async def test_escalation_cooldown_and_continue_as_new_timeline(dev_client):
     first_run = dev_client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
     if os.environ.get("HOMEOSTAT_RECORD_HISTORIES") == "1":
         history = await first_run.fetch_history()
-        (HISTORIES / "resource_continued_as_new.json").write_text(history.to_json())
+        (HISTORIES / "resource_continued_as_new_local_plan.json").write_text(history.to_json())

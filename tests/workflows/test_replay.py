@@ -3,6 +3,8 @@
 The histories in ``histories/`` were recorded by ``test_plan_timeline.py`` with
 ``HOMEOSTAT_RECORD_HISTORIES=1``. When a change to the workflows is deliberately
 incompatible (and running workflows are migrated), record them again and say so.
+``resource_full`` and ``resource_continued_as_new`` were recorded while ``load_plan`` was an
+activity; their ``_local_plan`` twins since it is a local activity (``workflow.patched``).
 """
 
 import json
@@ -21,6 +23,29 @@ def test_histories_are_committed():
     """Both workflows have recorded histories, a continue-as-new among them."""
     names = {path.stem for path in HISTORIES.glob("*.json")}
     assert {"resource_full", "resource_continued_as_new", "remediation_full"} <= names
+    assert {"resource_full_local_plan", "resource_continued_as_new_local_plan"} <= names
+
+
+def _load_plan_kinds(name: str) -> set[str]:
+    """How a resource history loaded its plan: as an activity, a local activity, or both."""
+    events = json.loads((HISTORIES / f"{name}.json").read_text())["events"]
+    kinds = set()
+    for event in events:
+        scheduled = event.get("activityTaskScheduledEventAttributes")
+        if scheduled and scheduled["activityType"]["name"] == "load_plan":
+            kinds.add("activity")
+        marker = event.get("markerRecordedEventAttributes")
+        if marker and marker["markerName"] == "core_local_activity":
+            kinds.add("local")
+    return kinds
+
+
+def test_histories_from_before_and_after_the_local_plan_patch_are_both_kept():
+    """The old resource histories load plans as activities, the new ones as local activities; the replay test covers both."""
+    assert _load_plan_kinds("resource_full") == {"activity"}
+    assert _load_plan_kinds("resource_continued_as_new") == {"activity"}
+    assert _load_plan_kinds("resource_full_local_plan") == {"local"}
+    assert _load_plan_kinds("resource_continued_as_new_local_plan") == {"local"}
 
 
 def test_every_committed_history_replays_through_the_command():
