@@ -89,7 +89,7 @@ async def _populate(client: Client, count: int) -> float:
             "AND HomeostatResourceKind = 'bench'"
         )
         # Visibility has no change feed to wait on: poll it.
-        while (await client.count_workflows(query)).count < count:  # noqa: ASYNC110
+        while (await client.count_workflows(query)).count < count:
             await asyncio.sleep(1)
     return time.perf_counter() - began
 
