@@ -20,6 +20,97 @@ import record
 
 ORDER = ("rules_engine", "kafka_ingest", "latency", "growth", "temporal_side", "fanout")
 """The benchmarks, in the order ``make bench`` runs them and the report lists them."""
+OTHERS = ("resource_list", "backtest_memory", "webhook_limits")
+"""Benchmarks of other issues, run by ``make bench`` too; their JSON is read by ``adapt``."""
+
+
+def _row(figure: str, ours: float, unit: str, **values: Any) -> dict[str, Any]:
+    return {
+        "figure": figure,
+        "ours": ours,
+        "unit": unit,
+        "against": "",
+        "theirs": None,
+        "ratio": None,
+        "ratio_means": "ours / theirs",
+        "target": "",
+        "met": None,
+        "note": "",
+        **values,
+    }
+
+
+def adapt(name: str, body: dict[str, Any], when: dict[str, Any]) -> dict[str, Any] | None:
+    """The result of another issue's benchmark (its own JSON format) as report rows."""
+    rows: list[dict[str, Any]] = []
+    if name == "resource_list_1000":
+        best = body["best_cli_seconds"]
+        rows = [
+            _row(
+                "homeostat resource list --json, 1,000 resources (CLI, best of 3)",
+                best,
+                "s",
+                against="limit (issue 10)",
+                theirs=2.0,
+                ratio=round(best / 2.0, 2),
+                target="<= 1",
+                met=best <= 2.0,
+            ),
+            _row(
+                "the same listing in process (GET /v1/resources)",
+                body["best_in_process_seconds"],
+                "s",
+            ),
+        ]
+        title = "Resource list over 1,000 resources"
+    elif name == "backtest_memory":
+        runs = {(run["interval"], run["days"]): run for run in body["runs"]}
+        for interval in sorted({key[0] for key in runs}):
+            one, seven = runs.get((interval, 1)), runs.get((interval, 7))
+            if one and seven:
+                rows.append(
+                    _row(
+                        f"backtest peak RSS, 7 days of data at a {interval} interval",
+                        seven["peak_rss_mib"],
+                        "MiB",
+                        against="1 day of data",
+                        theirs=one["peak_rss_mib"],
+                        ratio=round(seven["peak_rss_mib"] / one["peak_rss_mib"], 2),
+                        note=f"{seven['seconds']} s vs {one['seconds']} s",
+                    )
+                )
+        title = "Backtest memory"
+    elif name == "webhook_limits":
+        after = body.get("after") or next(iter(body.values()))
+        idle = after["rss_idle_mib"]
+        batch = after["batch_50mb"]
+        rows = [
+            _row(
+                "RSS while an unauthenticated 500 MB POST is refused",
+                after["unauthenticated_500mb"]["rss_peak_mib"],
+                "MiB",
+                against="RSS idle",
+                theirs=idle,
+            ),
+            _row(
+                "/healthz p99 while a 50 MB batch is ingested",
+                batch["healthz_p99_ms"],
+                "ms",
+                note=f"worst {batch['healthz_max_ms']} ms; batch took {batch['seconds']} s",
+            ),
+        ]
+        title = "HTTP intake under hostile load (see webhook_limits.md)"
+    else:
+        return None
+    return {
+        "name": name,
+        "title": title,
+        "rows": rows,
+        "notes": [],
+        "started": when.get("recorded", body.get("recorded", "")),
+        "finished": when.get("recorded", body.get("recorded", "")),
+        "load_average_at_start": when.get("load", [0.0, 0.0, 0.0]),
+    }
 
 
 def _number(value: float | None) -> str:
@@ -59,11 +150,21 @@ def gather(folder: Path) -> list[dict[str, Any]]:
     found = {
         path.stem: json.loads(path.read_text())
         for path in folder.glob("*.json")
-        if path.stem != "REPORT"
+        if path.stem not in {"REPORT", "times"}
     }
-    found = {name: body for name, body in found.items() if "rows" in body}
-    results = [found.pop(name) for name in ORDER if name in found]
-    return results + [found[name] for name in sorted(found)]
+    times = (
+        json.loads((folder / "times.json").read_text()) if (folder / "times.json").exists() else {}
+    )
+    adapted = {}
+    for name, body in found.items():
+        if "rows" in body:
+            adapted[name] = body
+        else:
+            made = adapt(name, body, times.get(name.removesuffix("_1000"), {}))
+            if made is not None:
+                adapted[name] = made
+    results = [adapted.pop(name) for name in ORDER if name in adapted]
+    return results + [adapted[name] for name in sorted(adapted)]
 
 
 def markdown(results: list[dict[str, Any]], run: dict[str, Any]) -> str:
@@ -100,7 +201,7 @@ def markdown(results: list[dict[str, Any]], run: dict[str, Any]) -> str:
         lines += [
             "",
             f'<a id="{result["name"]}"></a>',
-            f"## {result['title']} (`bench/{result['name']}.py`)",
+            f"## {result['title']} (`bench/{result.get('script', result['name'])}.py`)",
             "",
             (
                 f"Ran {result['started']} to {result['finished']}, load average at its start "

@@ -14,6 +14,7 @@ harness, not for the record.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,9 @@ FULL: dict[str, list[str]] = {
     "growth": [],
     "temporal_side": [],
     "fanout": [],
+    "resource_list": [],
+    "backtest_memory": [],
+    "webhook_limits": [],
 }
 """Each benchmark's arguments for the record."""
 QUICK: dict[str, list[str]] = {
@@ -42,6 +46,9 @@ QUICK: dict[str, list[str]] = {
     "growth": ["--quick"],
     "temporal_side": ["--quick"],
     "fanout": ["--hosts", "100", "--per-host", "20", "--module-hosts", "0"],
+    "resource_list": ["--resources", "300", "--no-record"],
+    "backtest_memory": [],
+    "webhook_limits": [],
 }
 """Smaller workloads, for trying the harness."""
 
@@ -70,18 +77,21 @@ def main() -> None:
     started = record.now()
     load_at_start = [round(value, 2) for value in os.getloadavg()]
     failed = []
-    for name in [name for name in report.ORDER if name in options.only]:
+    times: dict[str, dict[str, object]] = {}
+    for name in [name for name in (*report.ORDER, *report.OTHERS) if name in options.only]:
         if options.quiet_load:
             wait_for_quiet(options.quiet_load, options.patience)
         arguments = (QUICK if options.quick else FULL)[name]
         print(f"== {name} {' '.join(arguments)}", flush=True)
         began = time.monotonic()
+        times[name] = {"recorded": record.now(), "load": [round(v, 2) for v in os.getloadavg()]}
         completed = subprocess.run(
             [sys.executable, str(HERE / f"{name}.py"), *arguments], check=False
         )
         print(f"== {name}: exit {completed.returncode} in {time.monotonic() - began:.0f} s")
         if completed.returncode != 0:
             failed.append(name)
+    (record.RESULTS / "times.json").write_text(json.dumps(times, indent=2) + "\n")
     run = {
         "started": started,
         "finished": record.now(),
