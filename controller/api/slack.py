@@ -38,6 +38,7 @@ from fastapi import responses
 from controller import errors
 from controller.api import bodies
 from controller.domain import approvals
+from controller.ingest import auth
 from controller.operations import identity, steering
 
 log = structlog.get_logger(__name__)
@@ -108,11 +109,13 @@ def verify(
         )
     stamp = headers.get(TIMESTAMP_HEADER, "")
     sent = headers.get(SIGNATURE_HEADER, "")
-    if not stamp.isdigit() or not sent:
+    seconds = auth.unix_seconds(stamp)
+    if seconds is None or not sent:
         raise SignatureError(
-            f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}", outcome="bad_signature"
+            f"missing or malformed {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}",
+            outcome="bad_signature",
         )
-    if abs(now - int(stamp)) > tolerance.total_seconds():
+    if abs(now - seconds) > tolerance.total_seconds():
         raise SignatureError(
             f"{TIMESTAMP_HEADER} is more than {tolerance} away from now", outcome="stale"
         )

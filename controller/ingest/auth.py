@@ -73,6 +73,17 @@ def sign(secret: str, *, timestamp: int, path: str, body: bytes) -> dict[str, st
     }
 
 
+def unix_seconds(text: str) -> int | None:
+    """``text`` as unix seconds: ASCII decimal digits, at most 12 (year 33658); else ``None``.
+
+    ``str.isdigit`` alone also takes superscripts and other scripts' digits (a header
+    decoded as Latin-1 may carry them), which ``int`` then refuses or reads differently.
+    """
+    if not text.isascii() or not text.isdigit() or len(text) > 12:  # noqa: PLR2004
+        return None
+    return int(text)
+
+
 def verify_token(credentials: Credentials, *, headers: Mapping[str, str]) -> None:
     """Check what the headers alone can prove: the endpoint is configured, the bearer token.
 
@@ -122,9 +133,10 @@ def verify_signature(
     if credentials.hmac_secret is None:
         return None
     sent_at = headers.get(TIMESTAMP_HEADER, "").strip()
-    if not sent_at.isdigit() or len(sent_at) > 12:  # noqa: PLR2004 - year 33658 in seconds
+    seconds = unix_seconds(sent_at)
+    if seconds is None:
         raise errors.AuthError(f"missing or malformed {TIMESTAMP_HEADER} (unix seconds)")
-    stamp = datetime.fromtimestamp(int(sent_at), tz=UTC)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC)
     if abs(now - stamp) > credentials.tolerance:
         raise errors.AuthError(
             f"{TIMESTAMP_HEADER} is more than {credentials.tolerance} away from the server's "

@@ -111,6 +111,18 @@ def test_slack_requests_that_are_not_slacks_are_refused(change, outcome):
     assert SECRET not in str(refused.value)
 
 
+@pytest.mark.parametrize("stamp", ["soon", "-5", "\u00b2\u00b3", "9" * 5000])
+def test_a_malformed_slack_timestamp_is_refused_not_a_crash(stamp):
+    """A timestamp that is not ASCII unix seconds (superscript digits, 5,000 digits) is a 401, not a 500."""
+    body = b"payload=%7B%7D"
+    now = time.time()
+    headers = _headers(body, at=now)
+    headers[slack.TIMESTAMP_HEADER] = stamp
+    with pytest.raises(slack.SignatureError) as refused:
+        slack.verify(SECRET, headers=headers, body=body, now=now, tolerance=timedelta(minutes=5))
+    assert refused.value.outcome == "bad_signature"
+
+
 def test_slack_approvers_are_user_ids_identities_or_groups():
     """A user listed by id, as slack:<id>, or through an approver group may click; anyone else may not."""
     groups = identity.Directory.of({"dba": ["slack:U0ALICE", "alice"]}).groups

@@ -71,9 +71,9 @@ def test_the_tolerance_is_configurable():
     assert _verify(creds, auth.sign("k3y", timestamp=stamp, path=PATH, body=BODY)) is not None
 
 
-@pytest.mark.parametrize("stamp", ["", "soon", "-5", "1e9", "9" * 40])
+@pytest.mark.parametrize("stamp", ["", "soon", "-5", "1e9", "9" * 40, "\u00b2\u00b3", "\u0663"])
 def test_a_missing_or_malformed_timestamp_is_refused(stamp):
-    """The timestamp must be unix seconds."""
+    """The timestamp must be unix seconds in ASCII digits (a Latin-1 superscript is a 401, not a 500)."""
     headers = auth.sign("k3y", timestamp=STAMP, path=PATH, body=BODY)
     headers[auth.TIMESTAMP_HEADER] = stamp
     with pytest.raises(errors.AuthError, match="timestamp"):
