@@ -49,8 +49,8 @@ rules-check: ## The shipped rules and plans lint clean, and the rule tests pass
 pytest:
 	$(BIN)/pytest
 
-soak: install-test system-deps ## The long runs (tests marked soak); reports go to bench/results/
-	$(BIN)/pytest -m soak
+soak: install-test system-deps ## The long runs (tests marked soak); reports go to bench/results/, combined in SOAK.md
+	$(BIN)/pytest -m soak; status=$$?; $(BIN)/python bench/soak_report.py; exit $$status
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
 	$(PIP) install -q -e '.[test,bench]'

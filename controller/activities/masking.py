@@ -142,7 +142,8 @@ class Interceptor(temporal_worker.Interceptor):
         self._boundary = boundary
 
     def intercept_activity(
-        self, next: temporal_worker.ActivityInboundInterceptor  # noqa: A002 - the SDK's name
+        self,
+        next: temporal_worker.ActivityInboundInterceptor,  # noqa: A002 - the SDK's name
     ) -> temporal_worker.ActivityInboundInterceptor:
         """Wrap the activity's inbound calls."""
         return _Inbound(next, self._boundary)
