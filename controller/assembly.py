@@ -130,24 +130,20 @@ def polled_rules(
     return found
 
 
-def _secret(value: Any) -> str | None:
-    return value.get_secret_value() if value is not None else None
-
-
 def webhook_config(settings: settings_module.Settings) -> webhooks.WebhookConfig:
     """Credentials and limits of the webhook endpoints."""
     return webhooks.WebhookConfig(
         alertmanager=auth.Credentials(
-            bearer_token=_secret(settings.alertmanager.bearer_token),
-            hmac_secret=_secret(settings.alertmanager.hmac_secret),
+            bearer_token=settings_module.reveal(settings.alertmanager.bearer_token),
+            hmac_secret=settings_module.reveal(settings.alertmanager.hmac_secret),
             tolerance=settings.http.signature_tolerance,
         ),
         events=auth.Credentials(
-            bearer_token=_secret(settings.webhooks.bearer_token),
-            hmac_secret=_secret(settings.webhooks.hmac_secret),
+            bearer_token=settings_module.reveal(settings.webhooks.bearer_token),
+            hmac_secret=settings_module.reveal(settings.webhooks.hmac_secret),
             tolerance=settings.http.signature_tolerance,
         ),
-        gitlab_token=_secret(settings.webhooks.gitlab_token),
+        gitlab_token=settings_module.reveal(settings.webhooks.gitlab_token),
         dispatch_deadline=settings.dispatch.webhook_deadline,
         timestamp_field=settings.kafka.timestamp_field,
         alertmanager_max_body=settings.alertmanager.max_body_size,
@@ -169,7 +165,7 @@ def kafka_client_options(kafka_settings: settings_module.KafkaSettings) -> dict[
     if kafka_settings.sasl_mechanism:
         options["sasl_mechanism"] = kafka_settings.sasl_mechanism
         options["sasl_plain_username"] = kafka_settings.sasl_username
-        options["sasl_plain_password"] = _secret(kafka_settings.sasl_password)
+        options["sasl_plain_password"] = settings_module.reveal(kafka_settings.sasl_password)
     for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
         path = getattr(kafka_settings, name)
         if path is not None:
@@ -665,7 +661,7 @@ def operator_routers(
     )
     slack = slack_api.build_router(
         config=slack_api.SlackInteractions(
-            signing_secret=_secret(settings.slack.signing_secret),
+            signing_secret=settings_module.reveal(settings.slack.signing_secret),
             approvers=frozenset(settings.slack.approvers),
         ),
         steer=steer,

@@ -35,7 +35,7 @@ async def connect(
         errors.DependencyError: Temporal does not answer (never when ``lazy``); the
             message names the address.
     """
-    api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    api_key = settings_module.reveal(settings.api_key)
     try:
         return await temporal_client.Client.connect(
             address,

@@ -49,6 +49,15 @@ def _not_blank(value: pydantic.SecretStr) -> pydantic.SecretStr:
 Secret = Annotated[pydantic.SecretStr, pydantic.AfterValidator(_not_blank)]
 """A secret that authenticates inbound requests: never empty or blank."""
 
+
+def reveal(secret: pydantic.SecretStr | None) -> str | None:
+    """The text of ``secret``, for the client that sends it; ``None`` when it is unset.
+
+    Composition roots call this where they hand a secret to the code that uses it; the
+    settings object itself never shows one (``config show``, logs, reprs).
+    """
+    return secret.get_secret_value() if secret is not None else None
+
 MEBIBYTE = 1024 * 1024
 
 

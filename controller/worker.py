@@ -9,7 +9,6 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
 
 from temporalio import client as temporal_client
 from temporalio import worker as temporal_worker
@@ -21,10 +20,6 @@ from controller.workflows import converter
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 """Time a running playbook gets on shutdown to report its progress for the retry."""
-
-
-def _secret(value: Any) -> str:
-    return value.get_secret_value() if value is not None else ""
 
 
 def activities_config(settings: settings_module.Settings) -> activities.ActivitiesConfig:
@@ -47,8 +42,10 @@ def activities_config(settings: settings_module.Settings) -> activities.Activiti
         ),
         pagerduty=activities.PagerDutyConfig(
             events_url=paging.events_url,
-            routing_key=_secret(paging.routing_key),
-            routing_keys={name: _secret(key) for name, key in paging.routing_keys.items()},
+            routing_key=settings_module.reveal(paging.routing_key) or "",
+            routing_keys={
+                name: key.get_secret_value() for name, key in paging.routing_keys.items()
+            },
             ca_file=paging.ca_file,
         )
         if paging.routing_key is not None
@@ -57,7 +54,7 @@ def activities_config(settings: settings_module.Settings) -> activities.Activiti
             url=ticketing.url,
             flavor=activities.JiraFlavor(ticketing.flavor),
             user=ticketing.user or "",
-            token=_secret(ticketing.token),
+            token=settings_module.reveal(ticketing.token) or "",
             project=ticketing.project,
             ca_file=ticketing.ca_file,
         )
@@ -65,7 +62,7 @@ def activities_config(settings: settings_module.Settings) -> activities.Activiti
         else None,
         cmdb=activities.CmdbConfig(
             url=cmdb.url,
-            token=_secret(cmdb.token),
+            token=settings_module.reveal(cmdb.token) or "",
             scheme=cmdb.scheme,
             page_size=cmdb.page_size,
             cache_ttl=cmdb.cache_ttl,
@@ -81,24 +78,28 @@ def activities_config(settings: settings_module.Settings) -> activities.Activiti
         commands=activities.CommandsConfig(
             inherit_env=tuple(settings.activities.command_env),
             secret_env={
-                name: _secret(value)
+                name: value.get_secret_value()
                 for name, value in settings.activities.command_secret_env.items()
             },
         ),
         credentials={
             name: activities.HttpCredential(
-                bearer_token=_secret(credential.bearer_token),
+                bearer_token=settings_module.reveal(credential.bearer_token) or "",
                 username=credential.username,
-                password=_secret(credential.password),
-                headers={key: _secret(value) for key, value in credential.headers.items()},
-                params={key: _secret(value) for key, value in credential.params.items()},
+                password=settings_module.reveal(credential.password) or "",
+                headers={
+                    key: value.get_secret_value() for key, value in credential.headers.items()
+                },
+                params={
+                    key: value.get_secret_value() for key, value in credential.params.items()
+                },
             )
             for name, credential in settings.activities.credentials.items()
         },
         http_timeout=settings.activities.http_timeout,
         links=activities.LinksConfig(temporal_ui_url=ui_url or "", namespace=temporal.namespace),
         slack=activities.SlackConfig(
-            bot_token=_secret(settings.slack.bot_token),
+            bot_token=settings_module.reveal(settings.slack.bot_token) or "",
             api_url=settings.slack.api_url,
             ca_file=settings.slack.ca_file,
         )
