@@ -24,6 +24,7 @@ import structlog
 
 from controller import errors
 from controller.domain import observations
+from controller.ingest import kafka as kafka_ingest
 from controller.ingest import prometheus, recorded
 from controller.rules import alerts
 
@@ -169,7 +170,7 @@ def _partition(
             idle += 1
         for record in polled:
             try:
-                observation = recorded.kafka_record(
+                observation = kafka_ingest.decode_record(
                     record.value,
                     topic=record.topic,
                     timestamp_ms=record.timestamp,

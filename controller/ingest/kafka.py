@@ -424,7 +424,13 @@ class KafkaSource:
         now = self._clock()
         for record in records:
             try:
-                observation = self._decode_one(record)
+                observation = decode_record(
+                    record.value,
+                    topic=record.topic,
+                    timestamp_ms=record.timestamp,
+                    timestamp_field=self._config.timestamp_field,
+                    forwarded_topic=self._config.forwarded_topic,
+                )
             except errors.PayloadError as exc:
                 if dead_letter:
                     self._dead_letter(record, exc)
@@ -436,33 +442,6 @@ class KafkaSource:
                 self._pipe.count_refusal(refused, observation)
                 self._dead_letter(record, refused.error)
         return found
-
-    def _decode_one(self, record: Any) -> observations.Observation:
-        """One record as an observation.
-
-        Raises:
-            errors.PayloadError: for any failure; ``field`` names where when known.
-        """
-        try:
-            try:
-                value = events.loads(record.value)
-            except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
-                raise errors.PayloadError("(message)", f"not valid JSON: {exc}") from None
-            if record.topic == self._config.forwarded_topic:
-                return forwarding.unwrap(value)
-            return events.decode(
-                value,
-                source=_KAFKA,
-                stream=record.topic,
-                received_at=functools.partial(_received_at, record.timestamp),
-                timestamp_field=self._config.timestamp_field,
-            )
-        except errors.PayloadError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one message's failure, whatever it is
-            raise errors.PayloadError(
-                "(message)", f"cannot be decoded: {type(exc).__name__}: {_short(exc)}"
-            ) from None
 
     def _dead_letter(self, record: Any, error: errors.PayloadError) -> None:
         log.warning(
@@ -497,6 +476,48 @@ def _committed(offsets: Any, response: Any) -> None:
     """Log a commit that failed; the next one covers its offsets."""
     if isinstance(response, Exception):
         log.warning("kafka_commit_failed", partitions=len(offsets), error=str(response))
+
+
+def decode_record(
+    value: bytes,
+    *,
+    topic: str,
+    timestamp_ms: int,
+    timestamp_field: str = "timestamp",
+    forwarded_topic: str | None = None,
+) -> observations.Observation:
+    """One Kafka record's value as an observation: the live consumer's and the backtest's.
+
+    A record of ``forwarded_topic`` carries an observation another replica decoded
+    (``forwarding``); any other is an event (``events.decode``) received at the record's
+    timestamp.
+
+    Raises:
+        errors.PayloadError: for any failure, whatever the record holds (a
+            ``RecursionError``, ``ValueError`` or ``OverflowError`` out of the JSON decoder
+            or a conversion included): one record never stops a stream. ``field`` names
+            where, when known.
+    """
+    try:
+        try:
+            decoded = events.loads(value)
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+            raise errors.PayloadError("(message)", f"not valid JSON: {exc}") from None
+        if topic == forwarded_topic:
+            return forwarding.unwrap(decoded)
+        return events.decode(
+            decoded,
+            source=_KAFKA,
+            stream=topic,
+            received_at=functools.partial(_received_at, timestamp_ms),
+            timestamp_field=timestamp_field,
+        )
+    except errors.PayloadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one message's failure, whatever it is
+        raise errors.PayloadError(
+            "(message)", f"cannot be decoded: {type(exc).__name__}: {_short(exc)}"
+        ) from None
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -1,10 +1,11 @@
 """Recorded input as observations, decoded exactly as live ingest decodes it.
 
 ``homeostat rules backtest`` and ``homeostat rules test`` feed the engine what was (or
-would be) received: webhook requests kept as JSON lines, and Kafka records read back.
+would be) received: webhook requests kept as JSON lines, and rule tests' input events.
 Each is decoded by the same functions as the live path (``events.decode``, the
 Alertmanager model, the GitLab webhook's observation), so a rule behaves the same on
-recorded and on live input.
+recorded and on live input. Kafka records read back are decoded by the live consumer's
+own ``ingest.kafka.decode_record``.
 
 A recorded webhook request is one JSON object per line::
 
@@ -19,9 +20,8 @@ seconds) is the time an event without a time of its own takes, as on receipt.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,27 +73,6 @@ def webhook_request(
     ]
 
 
-def kafka_record(
-    value: bytes, *, topic: str, timestamp_ms: int, timestamp_field: str = "timestamp"
-) -> observations.Observation:
-    """One Kafka record's value as the Kafka source decodes it.
-
-    Raises:
-        errors.PayloadError: the record is not a JSON event.
-    """
-    try:
-        decoded = events.loads(value)
-    except (ValueError, UnicodeDecodeError, TypeError, RecursionError) as exc:
-        raise errors.PayloadError("(message)", f"not valid JSON: {exc}") from None
-    return events.decode(
-        decoded,
-        source=observations.SourceKind.KAFKA,
-        stream=topic,
-        received_at=functools.partial(_from_millis, timestamp_ms),
-        timestamp_field=timestamp_field,
-    )
-
-
 def read_requests(
     path: Path, *, timestamp_field: str = "timestamp"
 ) -> Iterator[tuple[int, list[observations.Observation]]]:
@@ -133,10 +112,6 @@ def _request(value: Any, timestamp_field: str) -> list[observations.Observation]
         received_at=received_at,
         timestamp_field=timestamp_field,
     )
-
-
-def _from_millis(timestamp_ms: int) -> datetime:
-    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
 
 
 def test_event(
