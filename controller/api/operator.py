@@ -23,7 +23,7 @@ import pydantic
 import structlog
 
 from controller import errors
-from controller.api import auth, bodies
+from controller.api import answers, auth, bodies
 from controller.domain import durations, resources
 from controller.operations import identity, steering
 
@@ -40,12 +40,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"description": "Temporal did not answer"},
 }
 _DECISION_ERRORS = {**_ERRORS, 403: {"description": "you are not one of the step's approvers"}}
-_STATUSES: tuple[tuple[type[errors.HomeostatError], int, str], ...] = (
-    (errors.ForbiddenError, 403, "forbidden"),
-    (errors.RefusedError, 409, "refused"),
-    (errors.NotFoundError, 404, "not_found"),
-    (errors.DependencyError, 503, "error"),
-)
 
 
 class _Body(pydantic.BaseModel):
@@ -91,13 +85,6 @@ class DecisionBody(_Body):
     resource: str | None = pydantic.Field(default=None, description="the episode's resource")
 
 
-def _resource(text: str) -> resources.ResourceKey:
-    try:
-        return resources.parse_resource_key(text)
-    except ValueError as exc:
-        raise fastapi.HTTPException(status_code=422, detail=str(exc)) from None
-
-
 class _Recorder:
     """Runs one operator action: counts it, logs it, and turns errors into statuses."""
 
@@ -110,11 +97,12 @@ class _Recorder:
         try:
             done = await work()
         except errors.HomeostatError as exc:
-            for kind, status, outcome in _STATUSES:
-                if isinstance(exc, kind):
-                    self._count(action, who, outcome, subject, reason=str(exc))
-                    raise fastapi.HTTPException(status_code=status, detail=str(exc)) from None
-            raise
+            answer = answers.status_of(exc)
+            if answer is None:
+                raise
+            status, outcome = answer
+            self._count(action, who, outcome, subject, reason=str(exc))
+            raise fastapi.HTTPException(status_code=status, detail=str(exc)) from None
         self._count(action, who, "ok", subject)
         return done
 
@@ -165,7 +153,7 @@ def build_router(
         )
         async def decide(episode: str, who: Who, request: fastapi.Request) -> steering.Decided:
             body = await bodies.read(request, DecisionBody)
-            owner = _resource(body.resource) if body.resource else None
+            owner = answers.resource_key(body.resource) if body.resource else None
             return await record(
                 verb,
                 who,
@@ -190,7 +178,7 @@ def build_router(
         openapi_extra=bodies.schema(SilenceBody),
     )
     async def silence(resource: str, who: Who, request: fastapi.Request) -> steering.Steered:
-        key = _resource(resource)
+        key = answers.resource_key(resource)
         body = await bodies.read(request, SilenceBody)
         until = body.until or clock() + durations.parse_duration(body.duration or "0s")
         return await record(
@@ -210,7 +198,7 @@ def build_router(
             name=f"{verb}_resource",
         )
         async def operate(resource: str, who: Who, request: fastapi.Request) -> steering.Steered:
-            key = _resource(resource)
+            key = answers.resource_key(resource)
             body = await bodies.read(request, ReasonBody)
             action = {"unsilence": steer.unsilence, "pause": steer.pause, "resume": steer.resume}
             return await record(
@@ -229,7 +217,7 @@ def build_router(
         openapi_extra=bodies.schema(ResetBody),
     )
     async def reset(resource: str, who: Who, request: fastapi.Request) -> steering.Steered:
-        key = _resource(resource)
+        key = answers.resource_key(resource)
         body = await bodies.read(request, ResetBody)
         return await record(
             "reset",

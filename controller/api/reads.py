@@ -20,8 +20,7 @@ from fastapi import responses
 from temporalio import client as temporal_client
 
 from controller import errors
-from controller.api import auth
-from controller.domain import resources
+from controller.api import answers, auth
 from controller.operations import encoding, histories, identity, links, views
 from controller.operations import timeline_model as tm
 from controller.workflows import resource_io
@@ -32,11 +31,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "a malformed id or filter"},
     503: {"description": "Temporal did not answer"},
 }
-_STATUSES: tuple[tuple[type[errors.HomeostatError], int], ...] = (
-    (errors.NotFoundError, 404),
-    (errors.ConfigError, 422),
-    (errors.DependencyError, 503),
-)
 
 
 def _seconds(schema: Any) -> Any:
@@ -66,18 +60,11 @@ async def _served(work: Callable[[], Awaitable[Any]]) -> responses.JSONResponse:
     try:
         found = await work()
     except errors.HomeostatError as exc:
-        for kind, status in _STATUSES:
-            if isinstance(exc, kind):
-                raise fastapi.HTTPException(status_code=status, detail=str(exc)) from None
-        raise
+        answer = answers.status_of(exc)
+        if answer is None:
+            raise
+        raise fastapi.HTTPException(status_code=answer[0], detail=str(exc)) from None
     return responses.JSONResponse(encoding.to_json(found))
-
-
-def _resource(text: str) -> resources.ResourceKey:
-    try:
-        return resources.parse_resource_key(text)
-    except ValueError as exc:
-        raise fastapi.HTTPException(status_code=422, detail=str(exc)) from None
 
 
 def build_router(
@@ -125,7 +112,7 @@ def build_router(
     )
     async def show_resource(resource: str, who: Who) -> responses.JSONResponse:
         del who
-        key = _resource(resource)
+        key = answers.resource_key(resource)
         return await _served(lambda: views.show_resource(client, key, links=links_to, now=clock()))
 
     @router.get(
