@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import prometheus_client
 import pytest
-from harness import processes
+from harness import prometheus
 
 
 @pytest.fixture
@@ -15,12 +15,8 @@ def metrics_target() -> Iterator[int]:
     """A local /metrics target exporting smoke_value 42."""
     registry = prometheus_client.CollectorRegistry()
     prometheus_client.Gauge("smoke_value", "A constant.", registry=registry).set(42)
-    port = processes.free_port()
-    server, thread = prometheus_client.start_http_server(port, addr="127.0.0.1", registry=registry)
-    yield port
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with prometheus.exporter(registry) as port:
+        yield port
 
 
 def test_prometheus_scrapes_a_target_and_answers_a_query(prometheus_factory, metrics_target):

@@ -11,7 +11,7 @@ import httpx
 import prometheus_client
 import pytest
 import yaml
-from harness import processes
+from harness import prometheus
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "examples"
 TOKEN = "am-e2e-token"
@@ -45,12 +45,8 @@ def cpu_gauge():
     registry = prometheus_client.CollectorRegistry()
     gauge = prometheus_client.Gauge("e2e_cpu", "CPU.", ["service"], registry=registry)
     gauge.labels(service="web").set(0.1)
-    port = processes.free_port()
-    server, thread = prometheus_client.start_http_server(port, addr="127.0.0.1", registry=registry)
-    yield gauge.labels(service="web"), port
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with prometheus.exporter(registry) as port:
+        yield gauge.labels(service="web"), port
 
 
 def _alertmanager_config(tmp_path: Path, api_url: str) -> dict:

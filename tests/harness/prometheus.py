@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import prometheus_client
 import pytest
 import yaml
 
@@ -26,6 +28,19 @@ def binary(*candidates: str) -> str:
         f"{candidates[0]} is not installed; `make test` installs it "
         f"(apt-get install {candidates[0]})"
     )
+
+
+@contextlib.contextmanager
+def exporter(registry: prometheus_client.CollectorRegistry) -> Iterator[int]:
+    """Serve ``registry`` as a /metrics target on a free loopback port; yields the port."""
+    port = processes.free_port()
+    server, thread = prometheus_client.start_http_server(port, addr="127.0.0.1", registry=registry)
+    try:
+        yield port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 @dataclass

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import prometheus_client
 import pytest
-from harness import processes
+from harness import prometheus as prometheus_harness
 
 from controller import dispatch
 from controller.domain import transitions
@@ -42,12 +42,8 @@ def gauge():
     registry = prometheus_client.CollectorRegistry()
     cpu = prometheus_client.Gauge("poll_cpu", "CPU.", ["service"], registry=registry)
     cpu.labels(service="web").set(0.1)
-    port = processes.free_port()
-    server, thread = prometheus_client.start_http_server(port, addr="127.0.0.1", registry=registry)
-    yield cpu.labels(service="web"), port
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with prometheus_harness.exporter(registry) as port:
+        yield cpu.labels(service="web"), port
 
 
 @pytest.fixture
