@@ -12,15 +12,9 @@ finds the condition's state, by the label values its resource template and ``gro
 read (rendered keys are cached), and notes the event's time; nothing is rendered or
 allocated.
 
-Events arrive in time order per condition (resource and ``group_by`` values): an event
-older than the last one seen there is late and ignored, and an exact duplicate of the last
-one is ignored too, so replayed or duplicated observations never start a second episode.
-An event older than the rule's horizon (its longest window) behind the newest time seen
-is ignored as well, even for a condition the engine no longer remembers. "The newest time
-seen" is kept per rule and stream, advanced only by events that rule matched, and by
-``tick``: an event that no rule matches moves nothing, and an event of one stream cannot
-make another stream's events late. (Sources bound event time against receive time before
-it gets here: see ``ingest.admission``.)
+Events arrive in time order per condition; late and duplicate events are dropped, and
+what counts as late is judged per rule and stream (``event_time``). Each rule's state
+lives in a ``runtimes.Runtime``.
 
 Every dropped observation is counted in ``stats`` by reason and reported to ``on_drop``.
 """
@@ -30,12 +24,21 @@ from __future__ import annotations
 import collections
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from controller.domain import observations, resources, transitions
-from controller.rules import alertmanager, alerts, episodes, expressions, model, templates, windows
+from controller.rules import (
+    alerts,
+    episodes,
+    event_time,
+    expressions,
+    model,
+    reports,
+    runtimes,
+    templates,
+    windows,
+)
 
 Clock = Callable[[], datetime]
 """Where ``replace_rules`` reads "now" when the engine was given one."""
@@ -53,88 +56,13 @@ _ALERTMANAGER = observations.SourceKind.ALERTMANAGER
 _INACTIVE = alerts.State.INACTIVE
 _KEY_CACHE_SIZE = 65536
 """Rendered condition keys a rule remembers before it starts over (bounds memory)."""
-_STREAMS_KEPT = 1024
-"""Streams a rule keeps a newest time for before it starts over (bounds memory)."""
 _UNKNOWN: Any = object()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FiringAlert:
-    """An alert in the firing state, as ``promtool test rules`` lists them."""
-
-    rule: str
-    resource: resources.ResourceKey
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
-    active_at: datetime | None
-    fired_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RuleCounts:
-    """One rule's live counts, for metrics."""
-
-    rule: str
-    evaluations: int
-    """Observations and query results evaluated against the rule since the engine started."""
-    pending: int
-    """Conditions true but not held for ``for`` yet."""
-    firing: int
-    """Conditions firing."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConditionState:
-    """A condition pending or firing now: what ``/v1/alerts`` and ``rules status`` list.
-
-    Attributes:
-        rule: the rule.
-        resource: the resource it is about.
-        state: pending (true, not yet for ``hold``) or firing.
-        active_at: since when it is true.
-        fired_at: when it fired (``None`` while pending).
-        hold: the rule's ``for``.
-        labels: the alert's labels.
-        value: the last sample value (Prometheus rules; ``None`` for events).
-        last_at: when an observation last concerned it (events), or the last evaluation.
-    """
-
-    rule: str
-    resource: resources.ResourceKey
-    state: alerts.State
-    active_at: datetime | None
-    fired_at: datetime | None
-    hold: timedelta
-    labels: Mapping[str, str]
-    value: float | None = None
-    last_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RuleState:
-    """One rule's health: what it was last evaluated on and what went wrong.
-
-    Attributes:
-        rule: the rule.
-        family: ``prometheus``, ``alertmanager`` or ``event``.
-        evaluations: observations and query results evaluated against it so far.
-        last_at: the time of the last one (event time, or evaluation time).
-        pending: conditions pending now.
-        firing: conditions firing now.
-        problems: observations its expressions could not be evaluated on.
-        last_problem: the last such problem.
-        last_problem_at: when.
-    """
-
-    rule: str
-    family: str
-    evaluations: int
-    last_at: datetime | None
-    pending: int
-    firing: int
-    problems: int = 0
-    last_problem: str = ""
-    last_problem_at: datetime | None = None
+FiringAlert = reports.FiringAlert
+RuleCounts = reports.RuleCounts
+ConditionState = reports.ConditionState
+RuleState = reports.RuleState
 
 
 @functools.lru_cache(maxsize=65536)
@@ -143,116 +71,6 @@ def _resource(text: str) -> resources.ResourceKey | None:
         return resources.parse_resource_key(text)
     except ValueError:
         return None
-
-
-_Condition = tuple[resources.ResourceKey, alerts.AlertKey]
-"""An event's condition: its resource and alert key (resource and ``group_by`` values)."""
-
-
-class _Tracked:
-    """An event rule's state for one condition: its alert, window and recent history."""
-
-    __slots__ = ("alert", "last_at", "last_seen", "window")
-
-    def __init__(self, alert: alerts.Alert, rule: model.Rule) -> None:
-        self.alert = alert
-        self.last_at: datetime | None = None
-        self.last_seen: list[observations.Observation] = []
-        self.window: windows.CountWindow | windows.CorrelationWindow | None = None
-        if rule.count is not None:
-            self.window = windows.CountWindow(rule.count)
-        elif rule.correlation is not None:
-            self.window = windows.CorrelationWindow(rule.correlation)
-
-
-class _Runtime:
-    """One rule's state: its alerts and its episodes."""
-
-    __slots__ = (
-        "alertmanager",
-        "due",
-        "episodes",
-        "evaluations",
-        "filtered",
-        "horizon",
-        "implied",
-        "key_labels",
-        "keys",
-        "last_at",
-        "last_problem",
-        "last_problem_at",
-        "newest",
-        "plain",
-        "problems",
-        "prometheus",
-        "rule",
-        "swept",
-        "tracked",
-    )
-
-    def __init__(
-        self,
-        rule: model.Rule,
-        *,
-        revision: str,
-        silenced: episodes.Silenced,
-        bounds: transitions.Bounds,
-    ) -> None:
-        self.rule = rule
-        self.episodes = episodes.Episodes(rule, revision=revision, silenced=silenced, bounds=bounds)
-        self.prometheus = (
-            alerts.PrometheusAlerts(rule) if rule.family is model.Family.PROMETHEUS else None
-        )
-        self.alertmanager = (
-            alertmanager.AlertmanagerAlerts(rule)
-            if rule.family is model.Family.ALERTMANAGER
-            else None
-        )
-        self.tracked: dict[alerts.AlertKey, _Tracked] = {}
-        self.due: set[alerts.AlertKey] = set()
-        """Conditions pending or firing: the only ones with deadlines for ``tick``."""
-        self.evaluations = 0
-        """Observations and query results evaluated against the rule (a metric)."""
-        self.last_at: datetime | None = None
-        """The time of the last observation or evaluation (``/v1/rules``)."""
-        self.problems = 0
-        self.last_problem = ""
-        self.last_problem_at: datetime | None = None
-        self.swept: datetime | None = None
-        self.newest: dict[str, datetime] = {}
-        """Per stream, the newest event time this rule matched."""
-        self.implied = rule.match is not None and rule.match.only_equality
-        """Whether the index lookup alone decides ``match``."""
-        self.plain = rule.count is None and rule.correlation is None
-        """Whether an event's truth is its ``when`` alone (no window)."""
-        self.filtered = (rule.match is not None and not self.implied) or not self.plain
-        """Whether an event needs expressions evaluated to know that it is the rule's."""
-        self.key_labels: tuple[str, ...] | None = None
-        self.keys: dict[tuple[str, ...], _Condition | None] = {}
-        self._key_by_labels(rule)
-        spans = [rule.stale_after, rule.hold + rule.keep_firing_for, rule.cooldown]
-        spans += [rule.count.within] if rule.count else []
-        spans += [rule.correlation.within] if rule.correlation else []
-        self.horizon = max(spans)
-
-    def _key_by_labels(self, rule: model.Rule) -> None:
-        """Cache condition keys by label values when the resource template reads only labels."""
-        self.keys = {}
-        if rule.resource.scopes <= {templates.Scope.LABELS}:
-            self.key_labels = (*sorted(rule.resource.labels), *rule.group_by)
-        else:
-            self.key_labels = None
-
-    def retarget(self, rule: model.Rule, *, revision: str) -> None:
-        """Take a new definition of the same rule (same digest) and revision."""
-        self.rule = rule
-        self._key_by_labels(rule)
-        self.episodes.rule = rule
-        self.episodes.revision = revision
-        if self.prometheus is not None:
-            self.prometheus.rule = rule
-        if self.alertmanager is not None:
-            self.alertmanager.rule = rule
 
 
 class Engine:
@@ -290,7 +108,7 @@ class Engine:
         self._matched = False
         self._streams: frozenset[str] = frozenset()
         self._rule_set = rule_set
-        self._runtimes: dict[str, _Runtime] = {}
+        self._runtimes: dict[str, runtimes.Runtime] = {}
         self._install(rule_set, keep={})
 
     @property
@@ -307,8 +125,12 @@ class Engine:
             The resolutions of episodes of rules that were removed or changed.
         """
         out: list[transitions.Transition] = []
-        now = self._clock() if self._clock is not None else self._newest()
-        keep: dict[str, _Runtime] = {}
+        now = (
+            self._clock()
+            if self._clock is not None
+            else event_time.newest(self._runtimes.values(), self._now)
+        )
+        keep: dict[str, runtimes.Runtime] = {}
         for name, runtime in self._runtimes.items():
             replacement = rule_set.rules.get(name)
             if replacement is not None and replacement.digest == runtime.rule.digest:
@@ -320,20 +142,20 @@ class Engine:
         self._install(rule_set, keep=keep)
         return out
 
-    def _install(self, rule_set: model.RuleSet, *, keep: dict[str, _Runtime]) -> None:
+    def _install(self, rule_set: model.RuleSet, *, keep: dict[str, runtimes.Runtime]) -> None:
         revision = str(rule_set.revision)
-        runtimes: dict[str, _Runtime] = {}
+        installed: dict[str, runtimes.Runtime] = {}
         for name, rule in rule_set.rules.items():
             runtime = keep.get(name)
             if runtime is None:
-                runtime = _Runtime(
+                runtime = runtimes.Runtime(
                     rule, revision=revision, silenced=self._silenced, bounds=self._bounds
                 )
             else:
                 runtime.retarget(rule, revision=revision)
-            runtimes[name] = runtime
-        self._runtimes = runtimes
-        self._index = _Index(runtimes.values())
+            installed[name] = runtime
+        self._runtimes = installed
+        self._index = runtimes.Index(installed.values())
         self._streams = frozenset(rule.stream for rule in rule_set.rules.values() if rule.stream)
 
     def route_key(self, observation: observations.Observation) -> resources.ResourceKey | None:
@@ -357,10 +179,10 @@ class Engine:
         for name in names:
             rule = self._rule_set.rules.get(name)
             if rule is not None and name in self._runtimes:
-                self._runtimes[name] = _Runtime(
+                self._runtimes[name] = runtimes.Runtime(
                     rule, revision=revision, silenced=self._silenced, bounds=self._bounds
                 )
-        self._index = _Index(self._runtimes.values())
+        self._index = runtimes.Index(self._runtimes.values())
 
     def silence(self, silence: model.Silence) -> None:
         """Add (or replace, by name) a silence at run time."""
@@ -417,9 +239,9 @@ class Engine:
 
     def _events(
         self, observation: observations.Observation
-    ) -> list[tuple[_Runtime, alerts.Change]]:
+    ) -> list[tuple[runtimes.Runtime, alerts.Change]]:
         """An event against each rule that could match it; what changed."""
-        changes: list[tuple[_Runtime, alerts.Change]] = []
+        changes: list[tuple[runtimes.Runtime, alerts.Change]] = []
         for runtime in self._index.candidates(observation):
             runtime.evaluations += 1
             found = self._event(runtime, observation)
@@ -456,7 +278,7 @@ class Engine:
             results = dict(samples)
         else:
             raise KeyError(f"no rule or group named {target!r}")
-        changes: list[tuple[_Runtime, alerts.Change]] = []
+        changes: list[tuple[runtimes.Runtime, alerts.Change]] = []
         out: list[transitions.Transition] = []
         failed: set[str] = set()
         for name, result in results.items():
@@ -485,7 +307,7 @@ class Engine:
         self._saw(now)
         if self._ticked is None or now > self._ticked:
             self._ticked = now
-        changes: list[tuple[_Runtime, alerts.Change]] = []
+        changes: list[tuple[runtimes.Runtime, alerts.Change]] = []
         for runtime in self._runtimes.values():
             if runtime.rule.family is not model.Family.EVENT:
                 continue
@@ -497,11 +319,7 @@ class Engine:
                 ]
                 if alert.state is alerts.State.INACTIVE:
                     runtime.due.discard(key)
-            if runtime.swept is None or now - runtime.swept > runtime.horizon:
-                runtime.swept = now
-                for key, tracked in list(runtime.tracked.items()):
-                    if _forgettable(tracked, now, runtime.horizon):
-                        del runtime.tracked[key]
+            event_time.sweep(runtime, now)
         out = self._fold(changes)
         for runtime in self._runtimes.values():
             out += runtime.episodes.advance(now)
@@ -532,25 +350,7 @@ class Engine:
 
     def firing(self, rule: str) -> list[FiringAlert]:
         """The alerts of ``rule`` that are firing now (``promtool``'s view), sorted by labels."""
-        runtime = self._runtimes[rule]
-        if runtime.prometheus is not None:
-            found: Iterable[alerts.Alert] = runtime.prometheus.active.values()
-        elif runtime.alertmanager is not None:
-            found = runtime.alertmanager.active.values()
-        else:
-            found = (tracked.alert for tracked in runtime.tracked.values())
-        return [
-            FiringAlert(
-                rule=rule,
-                resource=alert.resource,
-                labels=dict(alert.labels),
-                annotations=dict(alert.annotations),
-                active_at=alert.active_at,
-                fired_at=alert.fired_at,
-            )
-            for alert in sorted(found, key=lambda alert: alert.key)
-            if alert.state is alerts.State.FIRING
-        ]
+        return reports.firing(rule, self._runtimes[rule])
 
     def open_episodes(self) -> list[episodes.Episode]:
         """Every open episode, of every rule."""
@@ -562,76 +362,21 @@ class Engine:
 
     def rule_counts(self) -> list[RuleCounts]:
         """Every rule's evaluations so far and its conditions pending and firing now."""
-        found = []
-        for name, runtime in self._runtimes.items():
-            if runtime.prometheus is not None:
-                states = [alert.state for alert in runtime.prometheus.active.values()]
-            elif runtime.alertmanager is not None:
-                states = [alert.state for alert in runtime.alertmanager.active.values()]
-            else:
-                states = [
-                    tracked.alert.state
-                    for tracked in map(runtime.tracked.get, runtime.due)
-                    if tracked is not None
-                ]
-            found.append(
-                RuleCounts(
-                    rule=name,
-                    evaluations=runtime.evaluations,
-                    pending=states.count(alerts.State.PENDING),
-                    firing=states.count(alerts.State.FIRING),
-                )
-            )
-        return found
+        return [reports.counts(name, runtime) for name, runtime in self._runtimes.items()]
 
     def conditions(self) -> list[ConditionState]:
         """Every condition pending or firing now, of every rule, by rule and resource."""
-        found: list[ConditionState] = []
-        for name, runtime in self._runtimes.items():
-            last: dict[alerts.AlertKey, datetime | None] = {}
-            if runtime.prometheus is not None:
-                active: Iterable[alerts.Alert] = runtime.prometheus.active.values()
-            elif runtime.alertmanager is not None:
-                active = runtime.alertmanager.active.values()
-            else:
-                tracked = [runtime.tracked[key] for key in runtime.due if key in runtime.tracked]
-                active = [each.alert for each in tracked]
-                last = {each.alert.key: each.last_at for each in tracked}
-            found += [
-                ConditionState(
-                    rule=name,
-                    resource=alert.resource,
-                    state=alert.state,
-                    active_at=alert.active_at,
-                    fired_at=alert.fired_at,
-                    hold=runtime.rule.hold,
-                    labels=dict(alert.labels),
-                    value=alert.value,
-                    last_at=last.get(alert.key, runtime.last_at),
-                )
-                for alert in active
-                if alert.state is not alerts.State.INACTIVE
-            ]
+        found = [
+            condition
+            for name, runtime in self._runtimes.items()
+            for condition in reports.conditions(name, runtime)
+        ]
         found.sort(key=lambda condition: (condition.rule, condition.resource))
         return found
 
     def rule_states(self) -> list[RuleState]:
         """Every rule's evaluations, last evaluation, conditions and problems, in rule order."""
-        counts = {counts.rule: counts for counts in self.rule_counts()}
-        return [
-            RuleState(
-                rule=name,
-                family=runtime.rule.family.value,
-                evaluations=runtime.evaluations,
-                last_at=runtime.last_at,
-                pending=counts[name].pending,
-                firing=counts[name].firing,
-                problems=runtime.problems,
-                last_problem=runtime.last_problem,
-                last_problem_at=runtime.last_problem_at,
-            )
-            for name, runtime in self._runtimes.items()
-        ]
+        return [reports.state(name, runtime) for name, runtime in self._runtimes.items()]
 
     # --- internals -------------------------------------------------------------------------
 
@@ -641,13 +386,6 @@ class Engine:
         if self._now is None or at > self._now:
             self._now = at
 
-    def _newest(self) -> datetime | None:
-        """The newest time the engine was fed: ticks, evaluations, alerts, matched events."""
-        times = [time for runtime in self._runtimes.values() for time in runtime.newest.values()]
-        if self._now is not None:
-            times.append(self._now)
-        return max(times, default=None)
-
     def _drop(self, reason: str, rule: str, observation: observations.Observation | None) -> None:
         self.stats[reason] += 1
         stream = observation.stream if observation is not None else ""
@@ -655,7 +393,9 @@ class Engine:
         if self._on_drop is not None:
             self._on_drop(reason, rule, observation)
 
-    def _fold(self, changes: list[tuple[_Runtime, alerts.Change]]) -> list[transitions.Transition]:
+    def _fold(
+        self, changes: list[tuple[runtimes.Runtime, alerts.Change]]
+    ) -> list[transitions.Transition]:
         if len(changes) > 1:
             changes.sort(key=lambda item: (item[1].at, _FIRED_FIRST[item[1].kind]))
         out: list[transitions.Transition] = []
@@ -674,7 +414,7 @@ class Engine:
             yield resource, sample
 
     def _event(
-        self, runtime: _Runtime, observation: observations.Observation
+        self, runtime: runtimes.Runtime, observation: observations.Observation
     ) -> list[alerts.Change]:
         rule = runtime.rule
         if rule.stream is not None and observation.stream != rule.stream:
@@ -722,7 +462,7 @@ class Engine:
 
     @staticmethod
     def _matches(
-        runtime: _Runtime, variables: Mapping[str, Any], problems: list[expressions.Problem]
+        runtime: runtimes.Runtime, variables: Mapping[str, Any], problems: list[expressions.Problem]
     ) -> list[int] | None:
         """Whether the event is the rule's (``None`` if not); the correlation conditions met."""
         rule = runtime.rule
@@ -741,7 +481,9 @@ class Engine:
         ]
         return matched or None
 
-    def _unevaluable(self, runtime: _Runtime, observation: observations.Observation) -> None:
+    def _unevaluable(
+        self, runtime: runtimes.Runtime, observation: observations.Observation
+    ) -> None:
         """Count and report what the rule's expressions could not evaluate on ``observation``."""
         problem = self._problems[-1]
         self._problems.clear()
@@ -753,7 +495,7 @@ class Engine:
     def _truth(
         self,
         rule: model.Rule,
-        tracked: _Tracked,
+        tracked: runtimes.Tracked,
         variables: Mapping[str, Any],
         at: datetime,
         matched: list[int],
@@ -771,62 +513,23 @@ class Engine:
         truth = rule.when is None or expressions.evaluate(rule.when, variables, problems)
         return truth, at + rule.stale_after
 
-    def _tracked(self, runtime: _Runtime, observation: observations.Observation) -> _Tracked | None:
+    def _tracked(
+        self, runtime: runtimes.Runtime, observation: observations.Observation
+    ) -> runtimes.Tracked | None:
         condition = self._condition(runtime, observation)
         if condition is None:
             self._drop("invalid_resource", runtime.rule.name, observation)
             return None
-        key = condition[1]
-        at = observation.at
-        stream = observation.stream
-        newest = runtime.newest.get(stream)
-        if newest is None:
-            _first_of_stream(runtime, stream, at)
-        elif at > newest:
-            runtime.newest[stream] = at
-        tracked = runtime.tracked.get(key)
-        if tracked is None:
-            tracked = self._track(runtime, observation, condition, newest)
-            if tracked is None:
-                return None
-        last_at = tracked.last_at
-        if last_at is not None:
-            if at < last_at:
-                self._drop("late", runtime.rule.name, observation)
-                return None
-            if at == last_at:
-                if observation in tracked.last_seen:
-                    self._drop("duplicate", runtime.rule.name, observation)
-                    return None
-                tracked.last_seen.append(observation)
-                return tracked
-        tracked.last_at = at
-        tracked.last_seen = [observation]
-        return tracked
-
-    def _track(
-        self,
-        runtime: _Runtime,
-        observation: observations.Observation,
-        condition: _Condition,
-        newest: datetime | None,
-    ) -> _Tracked | None:
-        """Start tracking a condition, unless its first event is too late to matter.
-
-        Too late: older than the rule's horizon behind ``newest`` (the newest time the rule
-        matched on the event's stream before it) or behind the last tick.
-        """
-        seen = max((t for t in (newest, self._ticked) if t is not None), default=None)
-        if seen is not None and observation.at < seen - runtime.horizon:
-            self._drop("late", runtime.rule.name, observation)
+        found = event_time.admit(runtime, condition, observation, ticked=self._ticked)
+        if isinstance(found, str):
+            self._drop(found, runtime.rule.name, observation)
             return None
-        resource, key = condition
-        alert = alerts.Alert(key=key, resource=resource, labels={}, annotations={})
-        tracked = runtime.tracked[key] = _Tracked(alert, runtime.rule)
-        return tracked
+        return found
 
     @staticmethod
-    def _condition(runtime: _Runtime, observation: observations.Observation) -> _Condition | None:
+    def _condition(
+        runtime: runtimes.Runtime, observation: observations.Observation
+    ) -> runtimes.Condition | None:
         """The condition an event belongs to; ``None`` if its resource is not a valid key.
 
         Rendered conditions are cached by the label values they are rendered from, when the
@@ -841,12 +544,12 @@ class Engine:
                 if len(names) == 1
                 else tuple([labels.get(name, "") for name in names])
             )
-            cached: _Condition | None = runtime.keys.get(values, _UNKNOWN)
+            cached: runtimes.Condition | None = runtime.keys.get(values, _UNKNOWN)
             if cached is not _UNKNOWN:
                 return cached
         rule = runtime.rule
         resource = _resource(templates.render(rule.resource, labels=labels, body=observation.body))
-        condition: _Condition | None = None
+        condition: runtimes.Condition | None = None
         if resource is not None:
             key: alerts.AlertKey = (("", resource),)
             key += tuple((name, labels.get(name, "")) for name in rule.group_by)
@@ -858,7 +561,7 @@ class Engine:
         return condition
 
     def _alert(
-        self, runtime: _Runtime, observation: observations.Observation
+        self, runtime: runtimes.Runtime, observation: observations.Observation
     ) -> list[alerts.Change]:
         rule = runtime.rule
         raw = observation.body.get("annotations")
@@ -885,73 +588,3 @@ class Engine:
         if ignored is not None:
             self._drop(ignored, rule.name, observation)
         return changes
-
-
-def _first_of_stream(runtime: _Runtime, stream: str, at: datetime) -> None:
-    """Note ``runtime``'s first matched event of ``stream`` (bounded: start over at the cap)."""
-    if len(runtime.newest) >= _STREAMS_KEPT:
-        runtime.newest.clear()
-    runtime.newest[stream] = at
-
-
-def _forgettable(tracked: _Tracked, now: datetime, horizon: timedelta) -> bool:
-    if tracked.alert.state is not alerts.State.INACTIVE or tracked.last_at is None:
-        return False
-    if tracked.window is not None and not tracked.window.expired(now):
-        return False
-    return now - tracked.last_at > horizon
-
-
-class _Index:
-    """Rules by source, then by one label equality of their ``match``."""
-
-    __slots__ = ("_order", "_sources")
-
-    def __init__(self, runtimes: Iterable[_Runtime]) -> None:
-        plain: dict[observations.SourceKind, list[_Runtime]] = collections.defaultdict(list)
-        keyed: dict[observations.SourceKind, dict[str, dict[str, list[_Runtime]]]] = (
-            collections.defaultdict(dict)
-        )
-        self._order: dict[str, int] = {}
-        for position, runtime in enumerate(runtimes):
-            rule = runtime.rule
-            self._order[rule.name] = position
-            if rule.family is model.Family.PROMETHEUS:
-                continue
-            equalities = rule.match.equalities if rule.match is not None else ()
-            if equalities:
-                name, value = equalities[0]
-                by_value = keyed[rule.source].setdefault(name, {})
-                by_value.setdefault(value, []).append(runtime)
-            else:
-                plain[rule.source].append(runtime)
-        self._sources: dict[
-            observations.SourceKind,
-            tuple[tuple[_Runtime, ...], tuple[tuple[str, dict[str, tuple[_Runtime, ...]]], ...]],
-        ] = {
-            source: (
-                tuple(plain.get(source, ())),
-                tuple(
-                    (name, {value: tuple(found) for value, found in by_value.items()})
-                    for name, by_value in keyed.get(source, {}).items()
-                ),
-            )
-            for source in {*plain, *keyed}
-        }
-
-    def candidates(self, observation: observations.Observation) -> Sequence[_Runtime]:
-        """The rules that could match ``observation``, in rule-set order."""
-        entry = self._sources.get(observation.source)
-        if entry is None:
-            return ()
-        found, keyed = entry
-        labels = observation.labels
-        for name, by_value in keyed:
-            value = labels.get(name)
-            hits = by_value.get(value, ()) if value is not None else ()
-            if hits:
-                found = tuple(sorted((*found, *hits), key=self._position)) if found else hits
-        return found
-
-    def _position(self, runtime: _Runtime) -> int:
-        return self._order[runtime.rule.name]
