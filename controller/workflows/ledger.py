@@ -164,7 +164,10 @@ class Ledger:
         if until is not None and now < until:
             return (
                 telemetry.Suppression.COOLDOWN,
-                f"plan {plan.name} is cooling down until {until.isoformat()}",
+                (
+                    f"plan {plan.name} is cooling down until {until.isoformat()} "
+                    f"(`homeostat resource reset {self.resource} --cooldown` ends it)"
+                ),
             )
         if plan.budget is not None:
             used = [use for use in self.budget if use.plan == plan.name and now - use.at < use.per]
@@ -173,7 +176,8 @@ class Ledger:
                     telemetry.Suppression.BUDGET,
                     (
                         f"plan {plan.name} used its budget of {plan.budget.runs} runs "
-                        f"per {plan.budget.per}"
+                        f"per {plan.budget.per} (`homeostat resource reset {self.resource} "
+                        "--budget` forgets them)"
                     ),
                 )
         return None, ""

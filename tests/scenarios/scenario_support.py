@@ -35,6 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 ROUTING_KEY = "R0UT1NGKEY000000000000000SCENARI"
 JIRA_USER = "homeostat@example.com"
 JIRA_TOKEN = "jira-api-token"
+TASK_QUEUES: list[str] = []
+"""The task queues of the scenarios run in this session: their workflows are the ones
+scenario 7 replays."""
 
 
 def free_port() -> int:
@@ -79,6 +82,7 @@ def make_settings(tmp_path: Path, temporal_address: str, **groups: dict[str, Any
     }
     for group, extra in groups.items():
         values[group] = {**values.get(group, {}), **extra}
+    TASK_QUEUES.append(values["temporal"]["task_queue"])
     path = tmp_path / "homeostat.yaml"
     path.write_text(yaml.safe_dump(values))
     return path

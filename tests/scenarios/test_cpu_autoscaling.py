@@ -65,7 +65,7 @@ async def _episode(temporal, *, status, count: int) -> resource_io.EpisodeRecord
 
 @pytest.mark.timeout(240)
 async def test_cpu_breach_scales_out_pages_tickets_and_a_second_breach_in_cooldown_only_escalates(
-    tmp_path, temporal_dev_server, prometheus_factory, pagerduty, jira, load_generator, monkeypatch
+    tmp_path, scenario_temporal, prometheus_factory, pagerduty, jira, load_generator, monkeypatch
 ):
     """Two breaches: the first scales 2 -> 4 replicas, pages once and opens one ticket; the second, in the cooldown, pages and tickets without scaling; each recovery resolves its page and closes its ticket."""
     calls = tmp_path / "kubectl.log"
@@ -90,14 +90,14 @@ async def test_cpu_breach_scales_out_pages_tickets_and_a_second_breach_in_cooldo
     )
     config_path = support.make_settings(
         tmp_path,
-        temporal_dev_server.address,
+        scenario_temporal.address,
         rules=rules,
         prometheus={"url": prometheus.url},
         paging=support.paging(pagerduty),
         ticketing=support.ticketing(jira),
         activities={"command_env": ["KUBECTL_STANDIN_URL", "STANDIN_LOG"]},
     )
-    temporal = await support.client(temporal_dev_server.address)
+    temporal = await support.client(scenario_temporal.address)
     async with support.running(support.load(config_path)):
         # First breach: 1.9 cores on 2 replicas is 95% each.
         _put(load_generator, "/load", {"cores": 1.9})

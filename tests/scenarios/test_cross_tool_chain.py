@@ -19,7 +19,7 @@ BIN = Path(__file__).with_name("bin")
 
 @pytest.mark.timeout(180)
 async def test_terraform_kubectl_and_a_playbook_run_in_order_and_hand_their_outputs_on(
-    tmp_path, temporal_dev_server, monkeypatch
+    tmp_path, scenario_temporal, monkeypatch
 ):
     """Terraform's outputs reach kubectl's environment and, with kubectl's JSON, the playbook as objects and lists; the tools run in order."""
     infra = tmp_path / "infra"
@@ -36,9 +36,9 @@ async def test_terraform_kubectl_and_a_playbook_run_in_order_and_hand_their_outp
     monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("STANDIN_LOG", str(calls))
     config_path = support.make_settings(
-        tmp_path, temporal_dev_server.address, activities={"command_env": ["STANDIN_LOG"]}
+        tmp_path, scenario_temporal.address, activities={"command_env": ["STANDIN_LOG"]}
     )
-    temporal = await support.client(temporal_dev_server.address)
+    temporal = await support.client(scenario_temporal.address)
     async with support.running(support.load(config_path)):
         code, out, err = await support.homeostat_cli(
             config_path,

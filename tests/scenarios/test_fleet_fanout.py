@@ -45,13 +45,13 @@ def _hosts() -> list[dict]:
 
 
 @pytest.mark.timeout(300)
-async def test_500_cmdb_hosts_in_batches_end_in_one_summary(tmp_path, temporal_dev_server):
+async def test_500_cmdb_hosts_in_batches_end_in_one_summary(tmp_path, scenario_temporal):
     """Every web host of the CMDB is deployed (none of the db ones), in batches; the 2 in maintenance are named in one Slack message, the result and the history."""
     cmdb = FakeCmdb(token=CMDB_TOKEN, hosts=_hosts()).start(tmp_path)
     slack = FakeSlack(token=SLACK_TOKEN, channels={"#deploys": "C0DEPLOYS"}).start(tmp_path)
     config_path = support.make_settings(
         tmp_path,
-        temporal_dev_server.address,
+        scenario_temporal.address,
         cmdb={"url": cmdb.url, "token": CMDB_TOKEN, "page_size": 100},
         slack={"bot_token": SLACK_TOKEN, "api_url": slack.api_url},
         ansible={"batch_size": 100, "forks": 50, "parallel_runs": 2},
@@ -70,7 +70,7 @@ async def test_500_cmdb_hosts_in_batches_end_in_one_summary(tmp_path, temporal_d
         slack.stop()
     assert code == 0, out + err
     assert "outcome: succeeded" in out
-    temporal = await support.client(temporal_dev_server.address)
+    temporal = await support.client(scenario_temporal.address)
     result = await support.remediation(temporal, episode)
     deploy, summary = result.steps
     assert deploy.outcome is remediation_io.StepOutcome.FAILED

@@ -48,6 +48,28 @@ async def _cli(config_path, *args):
     return out
 
 
+async def _pushes(url: str) -> None:
+    """A wrong token is refused, another branch starts nothing, main starts one episode."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        hook = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": TOKEN}
+        wrong = await http.post(
+            url, json=_push("refs/heads/main"), headers={**hook, "X-Gitlab-Token": "nope"}
+        )
+        assert wrong.status_code == 401
+        other = await http.post(url, json=_push("refs/heads/feature"), headers=hook)
+        assert other.status_code == 200, other.text
+        assert other.json()["transitions"] == []
+        pushed = await http.post(url, json=_push("refs/heads/main"), headers=hook)
+        assert pushed.status_code == 200, pushed.text
+        assert len(pushed.json()["transitions"]) == 1
+
+
+async def _ended(job) -> tuple[int, str]:
+    """The CI job's exit status and output."""
+    out, err = await asyncio.wait_for(job.communicate(), 120)
+    return job.returncode, out.decode() + err.decode()
+
+
 async def _ci_job(config_path, *extra: str):
     """`homeostat run apt-update RESOURCE --wait` in the background, as a CI job runs it."""
     return await asyncio.create_subprocess_exec(
@@ -61,7 +83,7 @@ async def _ci_job(config_path, *extra: str):
 
 @pytest.mark.timeout(300)
 async def test_push_to_main_runs_the_patch_and_the_ci_form_fails_on_deny_and_failure(
-    tmp_path, temporal_dev_server
+    tmp_path, scenario_temporal
 ):
     """A wrong token is refused, another branch starts nothing, a push to main patches after approval; the CI form exits 1 when denied and when the plan fails."""
     state = tmp_path / "state"
@@ -71,7 +93,7 @@ async def test_push_to_main_runs_the_patch_and_the_ci_form_fails_on_deny_and_fai
     variables = {"group": "web", "patch_level": LEVEL, "state_dir": str(state), "dry_run": "true"}
     config_path = support.make_settings(
         tmp_path,
-        temporal_dev_server.address,
+        scenario_temporal.address,
         rules=support.compressed_copy(
             tmp_path / "content",
             factor=1,
@@ -80,21 +102,9 @@ async def test_push_to_main_runs_the_patch_and_the_ci_form_fails_on_deny_and_fai
         webhooks={"gitlab_token": TOKEN},
         ansible={"inventory": str(inventory)},
     )
-    temporal = await support.client(temporal_dev_server.address)
+    temporal = await support.client(scenario_temporal.address)
     async with support.running(support.load(config_path)) as endpoints:
-        url = f"{endpoints.api_url}/v1/gitlab"
-        async with httpx.AsyncClient(timeout=30) as http:
-            hook = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": TOKEN}
-            wrong = await http.post(
-                url, json=_push("refs/heads/main"), headers={**hook, "X-Gitlab-Token": "nope"}
-            )
-            assert wrong.status_code == 401
-            other = await http.post(url, json=_push("refs/heads/feature"), headers=hook)
-            assert other.status_code == 200, other.text
-            assert other.json()["transitions"] == []
-            pushed = await http.post(url, json=_push("refs/heads/main"), headers=hook)
-            assert pushed.status_code == 200, pushed.text
-            assert len(pushed.json()["transitions"]) == 1
+        await _pushes(f"{endpoints.api_url}/v1/gitlab")
 
         # The push: approved, then patched on both hosts.
         episode = await support.eventually(lambda: _awaiting(temporal), timeout=60)
@@ -105,24 +115,30 @@ async def test_push_to_main_runs_the_patch_and_the_ci_form_fails_on_deny_and_fai
         for host in ("web-1", "web-2"):
             assert (state / f"patch-level-{host}").read_text() == f"{LEVEL}\n"
 
-        # The CI form, denied: exit 1. The push used the cooldown: an operator resets it.
+        # The CI form right after: the push's run started the cooldown, so only the ladder
+        # runs; the output says how to end the cooldown.
+        code, text = await _ended(await _ci_job(config_path))
+        assert code == 1, text
+        assert "not remediated: plan apt-update is cooling down until" in text
+        assert f"homeostat resource reset {RESOURCE} --cooldown" in text
+
+        # The CI form, denied: exit 1 (after an operator reset the cooldown).
         await _cli(config_path, "resource", "reset", RESOURCE, "--reason", "CI retry")
         job = await _ci_job(config_path)
         denied = await support.eventually(lambda: _awaiting(temporal), timeout=60)
         assert denied != episode
         await _cli(config_path, "resource", "deny", RESOURCE, denied, "--reason", "not now")
-        out, err = await asyncio.wait_for(job.communicate(), 120)
-        assert job.returncode == 1, out.decode() + err.decode()
-        assert "outcome: denied" in out.decode()
+        code, text = await _ended(job)
+        assert code == 1, text
+        assert "outcome: denied" in text
 
         # The CI form, failing (the hosts cannot record their patch level): exit 1, with why.
         await _cli(config_path, "resource", "reset", RESOURCE)
         job = await _ci_job(config_path, "--var", "state_dir=/proc/homeostat-cannot-write")
         failing = await support.eventually(lambda: _awaiting(temporal), timeout=60)
         await _cli(config_path, "resource", "approve", RESOURCE, failing)
-        out, err = await asyncio.wait_for(job.communicate(), 120)
-    assert job.returncode == 1, out.decode() + err.decode()
-    text = out.decode()
+        code, text = await _ended(job)
+    assert code == 1, text
     assert "outcome: escalated" in text
     assert "escalated at per_host/web-1/update: apt_update.yml failed on 1 of 1 hosts" in text, text
     assert "then escalation_1 failed too" in text, "the ticket rung fails (no Jira) after the cause"

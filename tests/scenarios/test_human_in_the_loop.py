@@ -95,7 +95,7 @@ async def _question(slack: FakeSlack, count: int) -> str:
 async def _run(config_path: Path, version: str, releases: Path) -> str:
     code, out, err = await support.homeostat_cli(
         config_path,
-        *("run", "staged-release", "service/shop", "--no-wait"),
+        *("run", "staged-release", "service/checkout", "--no-wait"),
         *("--var", f"version={version}", "--var", f"releases_dir={releases}"),
     )
     assert code == 0, out + err
@@ -104,7 +104,7 @@ async def _run(config_path: Path, version: str, releases: Path) -> str:
 
 @pytest.mark.timeout(300)
 async def test_approved_in_slack_reaches_production_and_a_deny_or_no_answer_escalates(
-    tmp_path, temporal_dev_server, pagerduty
+    tmp_path, scenario_temporal, pagerduty
 ):
     """Slack approval by the release manager deploys production; a deny through the API and a missed deadline each page once and leave production on the approved release."""
     slack = FakeSlack(token=BOT_TOKEN, channels={"#releases": "C0RELEASES"}).start(tmp_path)
@@ -113,7 +113,7 @@ async def test_approved_in_slack_reaches_production_and_a_deny_or_no_answer_esca
     releases = tmp_path / "releases"
     config_path = support.make_settings(
         tmp_path,
-        temporal_dev_server.address,
+        scenario_temporal.address,
         rules=support.compressed_copy(
             tmp_path / "content", factor=120, files={"remediations/staged-release.yaml": None}
         ),
@@ -130,7 +130,7 @@ async def test_approved_in_slack_reaches_production_and_a_deny_or_no_answer_esca
             "api_url": slack.api_url,
         },
     )
-    temporal = await support.client(temporal_dev_server.address)
+    temporal = await support.client(scenario_temporal.address)
     try:
         async with (
             support.running(support.load(config_path)) as endpoints,

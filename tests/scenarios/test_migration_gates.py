@@ -27,7 +27,7 @@ DNS_TOKEN = "dns-api-token"
 
 @pytest.mark.timeout(180)
 async def test_a_failed_health_check_stops_before_the_cutover_and_pages(
-    tmp_path, temporal_dev_server, pagerduty, monkeypatch
+    tmp_path, scenario_temporal, pagerduty, monkeypatch
 ):
     """The new site does not answer: the plan stops at the health gate, the DNS API is never called, one page goes out, and the history says where and why."""
     dns = FakeApi(token=DNS_TOKEN).start(tmp_path)
@@ -45,7 +45,7 @@ async def test_a_failed_health_check_stops_before_the_cutover_and_pages(
     )
     config_path = support.make_settings(
         tmp_path,
-        temporal_dev_server.address,
+        scenario_temporal.address,
         rules=rules,
         paging=support.paging(pagerduty),
         activities={"credentials": {"dns": {"bearer_token": DNS_TOKEN}}},
@@ -54,7 +54,7 @@ async def test_a_failed_health_check_stops_before_the_cutover_and_pages(
         async with support.running(support.load(config_path)):
             code, out, err = await support.homeostat_cli(
                 config_path,
-                *("run", "migrate-service", "service/shop", "--timeout", "150"),
+                *("run", "migrate-service", "service/catalog", "--timeout", "150"),
                 *("--var", f"tf_dir={infra}", "--var", f"maintenance_dir={maintenance}"),
             )
             episode = out.split()[1]
@@ -65,7 +65,7 @@ async def test_a_failed_health_check_stops_before_the_cutover_and_pages(
         dns.stop()
     assert code == 1, out + err
     assert "outcome: escalated" in out
-    temporal = await support.client(temporal_dev_server.address)
+    temporal = await support.client(scenario_temporal.address)
     result = await support.remediation(temporal, episode)
     assert [(s.step, s.outcome) for s in result.steps] == [
         ("maintenance", remediation_io.StepOutcome.SUCCEEDED),

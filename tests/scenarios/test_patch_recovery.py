@@ -62,7 +62,7 @@ async def _run(config_path, state) -> str:
 
 @pytest.mark.timeout(240)
 async def test_unreachable_hosts_alone_are_retried_after_the_outage_and_a_second_episode_touches_nobody(
-    tmp_path, temporal_dev_server
+    tmp_path, scenario_temporal
 ):
     """17 hosts are patched at once; the 3 unreachable ones are retried alone when back, the history names exactly them, and a second run patches nobody again."""
     inventory = tmp_path / "inventory.yml"
@@ -70,13 +70,13 @@ async def test_unreachable_hosts_alone_are_retried_after_the_outage_and_a_second
     state = tmp_path / "state"
     config_path = support.make_settings(
         tmp_path,
-        temporal_dev_server.address,
+        scenario_temporal.address,
         rules=support.compressed_copy(
             tmp_path / "content", factor=12, files={"remediations/patch-group.yaml": None}
         ),
         ansible={"inventory": str(inventory)},
     )
-    temporal = await support.client(temporal_dev_server.address)
+    temporal = await support.client(scenario_temporal.address)
     async with support.running(support.load(config_path)):
         episode = await _run(config_path, state)
         workflow = resources.remediation_workflow_id(resources.EpisodeId(episode))

@@ -43,13 +43,13 @@ async def _deployed(temporal, workflow) -> list[str]:
 
 @pytest.mark.timeout(240)
 async def test_rollout_resumes_after_a_sigkill_with_the_remaining_hosts_only(
-    tmp_path, temporal_dev_server
+    tmp_path, scenario_temporal
 ):
     """Kill -9 Homeostat when half the hosts are deployed: the next one deploys only the rest, every host ends on the release, and no finished host is deployed twice."""
     releases = tmp_path / "releases"
     config_path = support.make_settings(
         tmp_path,
-        temporal_dev_server.address,
+        scenario_temporal.address,
         rules=support.compressed_copy(
             tmp_path / "content", factor=6, files={"remediations/rolling-deploy.yaml": None}
         ),
@@ -57,12 +57,12 @@ async def test_rollout_resumes_after_a_sigkill_with_the_remaining_hosts_only(
     )
     first = support.Homeostat(config_path, tmp_path / "homeostat-1.log")
     second = support.Homeostat(config_path, tmp_path / "homeostat-2.log")
-    temporal = await support.client(temporal_dev_server.address)
+    temporal = await support.client(scenario_temporal.address)
     try:
         first.start()
         code, out, err = await support.homeostat_cli(
             config_path,
-            *("run", "rolling-deploy", "service/shop", "--no-wait"),
+            *("run", "rolling-deploy", "service/storefront", "--no-wait"),
             *("--var", f"version={VERSION}", "--var", f"releases_dir={releases}"),
             *("--var", "settle=0"),
         )

@@ -53,7 +53,7 @@ async def _scraped(prometheus_url: str, value: str) -> bool:
 
 @pytest.mark.timeout(180)
 async def test_a_killed_service_is_restarted_and_the_episode_resolves(
-    tmp_path, temporal_dev_server, prometheus_factory, alertmanager_factory, pagerduty
+    tmp_path, scenario_temporal, prometheus_factory, alertmanager_factory, pagerduty
 ):
     """SIGKILL the service: Prometheus, Alertmanager and the shipped plan bring it back, verify it up, and close the episode without paging anyone."""
     unit = standin.Unit(name="shop-web", directory=tmp_path / "services", port=support.free_port())
@@ -74,13 +74,13 @@ async def test_a_killed_service_is_restarted_and_the_episode_resolves(
     )
     config_path = support.make_settings(
         tmp_path,
-        temporal_dev_server.address,
+        scenario_temporal.address,
         http={"port": http_port},
         alertmanager={"bearer_token": TOKEN},
         prometheus={"url": prometheus.url},
         paging=support.paging(pagerduty),
     )
-    temporal = await support.client(temporal_dev_server.address)
+    temporal = await support.client(scenario_temporal.address)
     try:
         async with support.running(support.load(config_path)):
             await support.eventually(lambda: _scraped(prometheus.url, "1"), timeout=60)
