@@ -314,3 +314,20 @@ class Homeostat:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+async def history(config_path: Path, target: str) -> dict[str, Any]:
+    """`homeostat history TARGET --json`, as a tool would read it."""
+    code, out, err = await homeostat_cli(config_path, "history", target, "--json")
+    assert code == 0, out + err
+    found: dict[str, Any] = json.loads(out)
+    return found
+
+
+def steps_of(timeline: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The timeline's step and verification entries by step path (the last one of each)."""
+    return {
+        entry["step"]: entry
+        for entry in timeline["entries"]
+        if entry["kind"] in {"step", "verification", "escalation"}
+    }

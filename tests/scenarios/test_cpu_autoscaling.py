@@ -153,3 +153,12 @@ async def test_cpu_breach_scales_out_pages_tickets_and_a_second_breach_in_cooldo
     assert [s.step for s in two.steps] == ["escalation_1", "escalation_2"]
     workflow = resources.remediation_workflow_id(second.episode)
     assert "scale" not in await support.activities_run(temporal, workflow)
+
+    scaled = support.steps_of(await support.history(config_path, first.episode))["scale"]
+    assert (scaled["details"]["current"], scaled["details"]["after"]) == (2, 4)
+    assert scaled["details"]["metric_value"] > 0.9
+    later = await support.history(config_path, second.episode)
+    assert [s for s in support.steps_of(later) if s.startswith("escalation_")] == [
+        "escalation_1",
+        "escalation_2",
+    ]

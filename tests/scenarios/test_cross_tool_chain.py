@@ -78,3 +78,12 @@ async def test_terraform_kubectl_and_a_playbook_run_in_order_and_hand_their_outp
     extra = (await support.activity_inputs(temporal, workflow, "run_playbook"))[0]["extra_vars"]
     assert extra["infrastructure"]["address"]["value"] == "10.0.0.7"
     assert extra["deployment"]["metadata"]["name"] == "shop"
+
+    steps = support.steps_of(await support.history(config_path, episode))
+    assert [steps[s]["details"]["type"] for s in ("provision", "deploy", "register")] == [
+        "command",
+        "command",
+        "playbook",
+    ]
+    assert steps["deploy"]["details"]["exit_code"] == 0
+    assert '"address": "10.0.0.7"' in steps["deploy"]["details"]["stdout_tail"]

@@ -115,3 +115,8 @@ async def test_unreachable_hosts_alone_are_retried_after_the_outage_and_a_second
     assert again.steps[0].output["changed_hosts"] == []
     assert again.steps[0].output["hosts"] == 20
     assert all(len(_patched(state, h)) == 1 for h in HOSTS), "the second episode touched nobody"
+
+    shown = support.steps_of(await support.history(config_path, episode))["patch"]
+    assert shown["status"] == "succeeded"
+    assert shown["attempts"] >= 2
+    assert len(shown["details"]["results"]) == 20

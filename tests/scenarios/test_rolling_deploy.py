@@ -106,3 +106,10 @@ async def test_rollout_resumes_after_a_sigkill_with_the_remaining_hosts_only(
         and event.activity_task_started_event_attributes.attempt > 1
     ]
     assert retried, "the playbook the first worker was running was retried"
+
+    # `homeostat history` tells the same: every host's step, the interrupted one retried.
+    steps = support.steps_of(await support.history(config_path, episode))
+    deploys = {path: entry for path, entry in steps.items() if path.endswith("/deploy")}
+    assert sorted(deploys) == [f"rollout/{h}/deploy" for h in HOSTS]
+    assert all(entry["status"] == "succeeded" for entry in deploys.values())
+    assert any(entry["attempts"] >= 2 for entry in deploys.values())
