@@ -1,8 +1,7 @@
-"""Build the ingest side of a running Homeostat from settings: engine to dispatcher.
+"""The ingest side of a running Homeostat, from settings: engine to dispatcher.
 
-A composition root beside ``service``: it reads settings and turns them into the plain
-values each layer takes. ``Ingest`` owns the long-running parts (Kafka consumer thread,
-Prometheus poller, engine ticker, rule-file watcher) and stops them in order.
+``Ingest`` owns the long-running parts (Kafka consumer thread, Prometheus poller, engine
+ticker, rule-file watcher) and stops them in order.
 """
 
 from __future__ import annotations
@@ -20,33 +19,23 @@ from temporalio import client as temporal_client
 
 from controller import dispatch, errors
 from controller import settings as settings_module
-from controller.api import auth as api_auth
-from controller.api import live_rules as live_rules_api
-from controller.api import operator as operator_api
-from controller.api import reads as reads_api
-from controller.api import slack as slack_api
-from controller.domain import durations, observations, resources, transitions
+from controller.assembly import preflight, values
+from controller.domain import durations, observations, transitions
+from controller.ingest import assignment as assignment_module
 from controller.ingest import (
-    admission,
-    auth,
     forwarding,
     kafka,
     pipeline,
     prometheus,
-    promql,
     supervision,
     webhooks,
 )
-from controller.ingest import assignment as assignment_module
 from controller.observability import metrics as metrics_module
-from controller.operations import identity, links, steering
 from controller.plans import bundle
-from controller.plans import needs as plan_needs
 from controller.plans import spec as plans_spec
 from controller.plans import watcher as watcher_module
 from controller.rules import engine as engine_module
 from controller.rules import model as rules_model
-from controller.workflows import resource_io
 
 log = structlog.get_logger(__name__)
 
@@ -57,29 +46,6 @@ _REBUILD_MARGIN = timedelta(minutes=1)
 def utc_now() -> datetime:
     """The wall clock, timezone-aware UTC: the only clock ingest reads."""
     return datetime.now(UTC)
-
-
-def rule_sources(settings: settings_module.Settings) -> bundle.Sources:
-    """The folders of the rule set in force: rules, plans and playbooks."""
-    return bundle.Sources(
-        rules=(settings.rules.rules_dir,),
-        remediations=settings.rules.remediations_dir,
-        playbooks=settings.rules.playbooks_dir,
-    )
-
-
-def load_rules(settings: settings_module.Settings) -> bundle.Bundle:
-    """Load rules, plans and playbooks at start, checked as ``homeostat rules lint`` does.
-
-    Raises:
-        errors.ConfigError: the set has problems; the message lists each one as
-            ``file:line:column: message``.
-    """
-    try:
-        return bundle.load(rule_sources(settings))
-    except bundle.SetError as exc:
-        listing = "\n".join(str(problem) for problem in exc.problems)
-        raise errors.ConfigError(f"the rule files have problems:\n{listing}") from None
 
 
 def kafka_topics(rule_set: rules_model.RuleSet, extra: Sequence[str]) -> tuple[str, ...]:
@@ -128,82 +94,6 @@ def polled_rules(
             if rule.family is rules_model.Family.PROMETHEUS and rule.expr
         ]
     return found
-
-
-def webhook_config(settings: settings_module.Settings) -> webhooks.WebhookConfig:
-    """Credentials and limits of the webhook endpoints."""
-    return webhooks.WebhookConfig(
-        alertmanager=auth.Credentials(
-            bearer_token=settings_module.reveal(settings.alertmanager.bearer_token),
-            hmac_secret=settings_module.reveal(settings.alertmanager.hmac_secret),
-            tolerance=settings.http.signature_tolerance,
-        ),
-        events=auth.Credentials(
-            bearer_token=settings_module.reveal(settings.webhooks.bearer_token),
-            hmac_secret=settings_module.reveal(settings.webhooks.hmac_secret),
-            tolerance=settings.http.signature_tolerance,
-        ),
-        gitlab_token=settings_module.reveal(settings.webhooks.gitlab_token),
-        dispatch_deadline=settings.dispatch.webhook_deadline,
-        timestamp_field=settings.kafka.timestamp_field,
-        alertmanager_max_body=settings.alertmanager.max_body_size,
-        events_max_body=settings.webhooks.max_body_size,
-        gitlab_max_body=settings.webhooks.gitlab_max_body_size,
-        max_events=settings.webhooks.max_events,
-        max_body_memory=settings.http.max_body_memory,
-    )
-
-
-def admission_limits(settings: settings_module.Settings) -> admission.Limits:
-    """What may enter the rules engine."""
-    return admission.Limits(max_clock_skew=settings.ingest.max_clock_skew)
-
-
-def kafka_client_options(kafka_settings: settings_module.KafkaSettings) -> dict[str, Any]:
-    """kafka-python connection options: security protocol, SASL and TLS, as configured."""
-    options: dict[str, Any] = {"security_protocol": kafka_settings.security_protocol}
-    if kafka_settings.sasl_mechanism:
-        options["sasl_mechanism"] = kafka_settings.sasl_mechanism
-        options["sasl_plain_username"] = kafka_settings.sasl_username
-        options["sasl_plain_password"] = settings_module.reveal(kafka_settings.sasl_password)
-    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-        path = getattr(kafka_settings, name)
-        if path is not None:
-            options[name] = str(path)
-    return options
-
-
-def resource_options(settings: settings_module.Settings) -> resource_io.ResourceOptions:
-    """The tunables a resource workflow starts with (carried across continue-as-new)."""
-    return resource_io.ResourceOptions(
-        load_plan_timeout=settings.activities.load_plan_timeout,
-        on_resolve_timeout=settings.activities.on_resolve_timeout,
-    )
-
-
-def _batch(batch: Sequence[transitions.Transition]) -> transitions.TransitionBatch:
-    return transitions.TransitionBatch(transitions=tuple(batch))
-
-
-def temporal_sender(
-    client: temporal_client.Client,
-    task_queue: str,
-    *,
-    options: resource_io.ResourceOptions | None = None,
-) -> dispatch.TemporalSender:
-    """Signal-with-start of ResourceWorkflow with a transition batch: the one hand-off.
-
-    A resource workflow that does not run yet starts with ``options`` (default: the
-    defaults); one that runs keeps the options it started with.
-    """
-    chosen = options or resource_io.ResourceOptions()
-
-    def start_input(resource: resources.ResourceKey) -> resource_io.ResourceWorkflowInput:
-        return resource_io.ResourceWorkflowInput(resource=resource, options=chosen)
-
-    return dispatch.TemporalSender(
-        client, task_queue=task_queue, start_input=start_input, signal_arg=_batch
-    )
 
 
 @dataclass
@@ -269,7 +159,7 @@ class Ingest:
                 bootstrap_servers=self.settings.kafka.bootstrap_servers,
                 topic=forwarded,
                 partitions=self.settings.webhooks.topic_partitions,
-                client_options=kafka_client_options(self.settings.kafka),
+                client_options=values.kafka_client_options(self.settings.kafka),
             )
         if self.settings.kafka.bootstrap_servers and topics:
             source = kafka.KafkaSource(
@@ -286,7 +176,7 @@ class Ingest:
                     or rebuild_window(self.engine.rule_set, sources),
                     forwarded_topic=forwarded,
                     limits=self.pipe.limits,
-                    client_options=kafka_client_options(self.settings.kafka),
+                    client_options=values.kafka_client_options(self.settings.kafka),
                 ),
                 pipe=self.pipe,
                 loop=asyncio.get_running_loop(),
@@ -357,7 +247,7 @@ class Ingest:
 
     async def _watch(self) -> None:
         watcher = watcher_module.Watcher(
-            rule_sources(self.settings),
+            values.rule_sources(self.settings),
             current=self.rules,
             retry_after=self.settings.rules.retry_interval,
         )
@@ -404,7 +294,7 @@ def build_ingest(
     clock: Callable[[], datetime] = utc_now,
 ) -> Ingest:
     """Assemble engine, dispatcher, pipeline, webhooks and the Prometheus poller."""
-    loaded = load_rules(settings)
+    loaded = values.load_rules(settings)
     rule_set = loaded.rule_set
     metrics.rules_loaded.set(len(rule_set.rules))
     engine = engine_module.Engine(
@@ -418,8 +308,8 @@ def build_ingest(
     )
     metrics.watch_engine(engine)
     dispatcher = dispatch.Dispatcher(
-        temporal_sender(
-            client, settings.temporal.task_queue, options=resource_options(settings)
+        values.temporal_sender(
+            client, settings.temporal.task_queue, options=values.resource_options(settings)
         ),
         metrics=metrics,
         max_in_flight=settings.dispatch.max_in_flight,
@@ -430,11 +320,11 @@ def build_ingest(
         dispatcher=dispatcher,
         metrics=metrics,
         clock=clock,
-        limits=admission_limits(settings),
+        limits=values.admission_limits(settings),
     )
     forwarder = webhook_forwarder(settings, engine)
     router = webhooks.build_router(
-        config=webhook_config(settings),
+        config=values.webhook_config(settings),
         pipe=pipe,
         clock=clock,
         metrics=metrics,
@@ -446,7 +336,7 @@ def build_ingest(
     if settings.prometheus.url is not None and polled:
         poller = prometheus.PrometheusPoller(
             rules=polled,
-            querier=_querier(settings),
+            querier=values.querier(settings),
             engine=engine,
             pipe=pipe,
             clock=clock,
@@ -456,7 +346,7 @@ def build_ingest(
             rebuild_lookback=settings.prometheus.rebuild_window,
         )
     log.info("rules_loaded", revision=str(rule_set.revision), rules=len(rule_set.rules))
-    warn_at_start(settings, loaded)
+    preflight.warn_at_start(settings, loaded)
     return Ingest(
         settings=settings,
         rules=loaded,
@@ -488,7 +378,7 @@ def webhook_forwarder(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         topic=settings.webhooks.topic,
         key_of=engine.route_key,
-        client_options=kafka_client_options(settings.kafka),
+        client_options=values.kafka_client_options(settings.kafka),
         timeout=settings.dispatch.webhook_deadline,
     )
 
@@ -514,170 +404,6 @@ def rule_group_assignment(
             partitions=prom.assignment_partitions,
             replication_factor=prom.assignment_replication_factor,
             session_timeout=prom.assignment_session_timeout,
-            client_options=kafka_client_options(settings.kafka),
+            client_options=values.kafka_client_options(settings.kafka),
         )
     )
-
-
-_ENDPOINTS = {
-    observations.SourceKind.WEBHOOK: (
-        "/v1/events",
-        "webhooks.bearer_token or webhooks.hmac_secret",
-    ),
-    observations.SourceKind.GITLAB: ("/v1/gitlab", "webhooks.gitlab_token"),
-    observations.SourceKind.ALERTMANAGER: (
-        "/v1/alertmanager",
-        "alertmanager.bearer_token or alertmanager.hmac_secret",
-    ),
-}
-
-
-def warn_at_start(settings: settings_module.Settings, loaded: bundle.Bundle) -> None:
-    """Warn at start about what would quietly do nothing.
-
-    No rule loaded; a webhook that rules read but that refuses every request (no
-    credentials); a plan that pages or opens tickets where paging or ticketing is not set up.
-    """
-    rule_set = loaded.rule_set
-    if not rule_set.rules:
-        log.warning(
-            "no_rules_loaded",
-            rules_dir=str(settings.rules.rules_dir),
-            hint="nothing will fire; put rule files there or set rules.rules_dir",
-        )
-    credentials = {
-        observations.SourceKind.WEBHOOK: webhook_config(settings).events.configured,
-        observations.SourceKind.GITLAB: settings.webhooks.gitlab_token is not None,
-        observations.SourceKind.ALERTMANAGER: webhook_config(settings).alertmanager.configured,
-    }
-    for source, (endpoint, setting) in _ENDPOINTS.items():
-        readers = sorted(name for name, rule in rule_set.rules.items() if rule.source is source)
-        if readers and not credentials[source]:
-            log.warning(
-                "webhook_refuses_everything",
-                endpoint=endpoint,
-                rules=readers,
-                hint=f"no credentials are configured: set {setting}",
-            )
-    for unmet in unmet_needs(settings, loaded.plans):
-        log.warning(
-            "plan_needs_unconfigured",
-            plan=unmet.plan,
-            need=unmet.need.value,
-            steps=list(unmet.steps),
-            hint=f"those steps will fail: set {unmet.setting}",
-        )
-
-
-_NEED_SETTINGS: dict[plan_needs.Need, str] = {
-    plan_needs.Need.INVENTORY: "ansible.inventory or cmdb.url",
-    plan_needs.Need.PAGING: "paging.routing_key",
-    plan_needs.Need.TICKETING: "ticketing.url",
-    plan_needs.Need.SLACK: "slack.bot_token",
-    plan_needs.Need.PROMETHEUS: "prometheus.url",
-}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UnmetNeed:
-    """A plan needs what the settings do not provide.
-
-    Attributes:
-        plan: the plan's name.
-        need: what it needs.
-        steps: the steps (and ladder rungs) that need it.
-        setting: the setting that would provide it.
-    """
-
-    plan: str
-    need: plan_needs.Need
-    steps: tuple[str, ...]
-    setting: str
-
-
-def provided(settings: settings_module.Settings) -> set[plan_needs.Need]:
-    """The needs the settings provide."""
-    given = {
-        plan_needs.Need.INVENTORY: settings.ansible.inventory is not None
-        or settings.cmdb.url is not None,
-        plan_needs.Need.PAGING: settings.paging.routing_key is not None
-        or bool(settings.paging.routing_keys),
-        plan_needs.Need.TICKETING: settings.ticketing.url is not None,
-        plan_needs.Need.SLACK: settings.slack.bot_token is not None,
-        plan_needs.Need.PROMETHEUS: settings.prometheus.url is not None,
-    }
-    return {need for need, ok in given.items() if ok}
-
-
-def unmet_needs(
-    settings: settings_module.Settings, plans: Mapping[str, plans_spec.Plan]
-) -> list[UnmetNeed]:
-    """What each plan needs and the settings do not provide, by plan name then need."""
-    have = provided(settings)
-    return [
-        UnmetNeed(plan=name, need=need, steps=steps, setting=_NEED_SETTINGS[need])
-        for name, plan in sorted(plans.items())
-        for need, steps in sorted(plan_needs.of(plan).items())
-        if need not in have
-    ]
-
-
-def _querier(settings: settings_module.Settings) -> prometheus.Querier:
-    url = settings.prometheus.url
-    if url is None:
-        raise errors.ConfigError("prometheus.url: needed by the Prometheus rules")
-    return promql.Client(url, timeout=settings.prometheus.query_timeout)
-
-
-def operator_routers(
-    settings: settings_module.Settings,
-    client: temporal_client.Client,
-    metrics: metrics_module.Metrics,
-    ingest: Ingest | None = None,
-) -> list[fastapi.APIRouter]:
-    """The operator API (named tokens of ``api.tokens``) and the Slack interactions route.
-
-    With ``ingest``, also its rules engine's live state (``/v1/alerts``, ``/v1/rules``).
-    """
-    directory = identity.Directory.of(settings.api.groups)
-    tokens = api_auth.TokenBook(
-        {name: token.get_secret_value() for name, token in settings.api.tokens.items()}
-    )
-
-    def refused(reason: str) -> None:
-        del reason
-        metrics.unauthenticated_requests.labels(route="operator").inc()
-
-    steer = steering.Steering(client, timeout=settings.api.timeout)
-    authenticate = api_auth.authenticator(tokens=tokens, directory=directory, on_refused=refused)
-    operator = operator_api.build_router(steer=steer, authenticate=authenticate, metrics=metrics)
-    reads = reads_api.build_router(
-        client=client,
-        links_to=links.Links(
-            ui_url=settings.temporal.effective_web_ui_url or "",
-            namespace=settings.temporal.namespace,
-        ),
-        authenticate=authenticate,
-    )
-    slack = slack_api.build_router(
-        config=slack_api.SlackInteractions(
-            signing_secret=settings_module.reveal(settings.slack.signing_secret),
-            approvers=frozenset(settings.slack.approvers),
-        ),
-        steer=steer,
-        directory=directory,
-        metrics=metrics,
-    )
-    routers = [operator, reads, slack]
-    if ingest is not None:
-        live = ingest
-
-        def polls() -> Mapping[str, prometheus.PollHealth]:
-            return live.poller.health() if live.poller is not None else {}
-
-        routers.append(
-            live_rules_api.build_router(
-                engine=lambda: live.engine, polls=polls, authenticate=authenticate
-            )
-        )
-    return routers
