@@ -17,6 +17,10 @@
         ├── TransientError         retrying may help (timeouts, 5xx, 429, unreachable hosts)
         └── PermanentError         retrying cannot help (syntax error, missing playbook, 4xx)
 
+A module's own errors, raised and caught within its layer, derive from ``HomeostatError``
+too (``rules.alerts.DuplicateLabelsError``: a Prometheus evaluation failed as Prometheus
+fails it).
+
 Third-party exceptions are translated into this tree at the module that talks to the
 third party; nothing outside that module catches a library's own exception types.
 """

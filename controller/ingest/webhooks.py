@@ -126,7 +126,7 @@ class _Result:
         return content
 
 
-class _InFlightError(Exception):
+class _InFlightError(errors.HomeostatError):
     """The same signed request is being processed by another connection."""
 
 

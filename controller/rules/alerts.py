@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from controller import errors
 from controller.domain import resources, transitions
 from controller.rules import model, templates
 
@@ -143,7 +144,7 @@ def annotations_of(
     }
 
 
-class DuplicateLabelsError(ValueError):
+class DuplicateLabelsError(errors.HomeostatError):
     """Two series of one evaluation have the same labels after the rule's labels apply.
 
     ``__name__`` is dropped and the rule's labels added; Prometheus then fails such an

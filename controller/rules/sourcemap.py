@@ -102,7 +102,7 @@ def _too_big() -> str:
     return f"file is larger than {MAX_FILE_BYTES // 1024} KiB; rule and plan files are small"
 
 
-class _LimitError(Exception):
+class _LimitError(errors.HomeostatError):
     """A document went past one of the limits; carries where."""
 
     def __init__(self, mark: yaml.Mark | None, message: str) -> None:
