@@ -49,3 +49,21 @@ def test_demo_heals_the_service_prints_the_history_and_leaves_nothing_running(tm
     assert "the episode in the Temporal Web UI: http://127.0.0.1:" in out
     assert out.rstrip().endswith("stopped; nothing is left running")
     assert processes.carriers(str(folder)) == [], "a process of the demo is still running"
+
+
+def test_demo_without_prometheus_says_how_to_install_it(tmp_path):
+    """Without the prometheus binary on PATH the demo exits 2 naming the Debian packages, and starts nothing."""
+    folder = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "controller", "demo", "--dir", str(folder)],
+        cwd=support.REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "prometheus is not installed: install the Debian packages" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert processes.carriers(str(folder)) == []
