@@ -370,7 +370,7 @@ def webhook_forwarder(
     Raises:
         errors.ConfigError: forwarding through Kafka without Kafka brokers.
     """
-    if settings.webhooks.mode != "kafka":
+    if settings.webhooks.mode is not settings_module.WebhooksMode.KAFKA:
         return None
     if not settings.kafka.bootstrap_servers:
         raise errors.ConfigError("webhooks.mode: 'kafka' needs kafka.bootstrap_servers")
@@ -392,7 +392,7 @@ def rule_group_assignment(
         errors.ConfigError: coordination through Kafka without Kafka brokers.
     """
     prom = settings.prometheus
-    if prom.coordination != "kafka":
+    if prom.coordination is not settings_module.Coordination.KAFKA:
         return None
     if not settings.kafka.bootstrap_servers:
         raise errors.ConfigError("prometheus.coordination: 'kafka' needs kafka.bootstrap_servers")

@@ -78,9 +78,9 @@ def admission_limits(settings: settings_module.Settings) -> admission.Limits:
 
 def kafka_client_options(kafka_settings: settings_module.KafkaSettings) -> dict[str, Any]:
     """kafka-python connection options: security protocol, SASL and TLS, as configured."""
-    options: dict[str, Any] = {"security_protocol": kafka_settings.security_protocol}
-    if kafka_settings.sasl_mechanism:
-        options["sasl_mechanism"] = kafka_settings.sasl_mechanism
+    options: dict[str, Any] = {"security_protocol": kafka_settings.security_protocol.value}
+    if kafka_settings.sasl_mechanism is not None:
+        options["sasl_mechanism"] = kafka_settings.sasl_mechanism.value
         options["sasl_plain_username"] = kafka_settings.sasl_username
         options["sasl_plain_password"] = settings_module.reveal(kafka_settings.sasl_password)
     for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):

@@ -44,6 +44,10 @@ LogFormat = process.LogFormat
 LoggingSettings = process.LoggingSettings
 ApiSettings = process.ApiSettings
 
+WebhooksMode = intake.WebhooksMode
+Coordination = intake.Coordination
+KafkaSecurity = intake.KafkaSecurity
+SaslMechanism = intake.SaslMechanism
 HttpSettings = intake.HttpSettings
 AlertmanagerSettings = intake.AlertmanagerSettings
 WebhooksSettings = intake.WebhooksSettings

@@ -3,11 +3,43 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 
 import pydantic
 
 from controller.settings import values
+
+
+class WebhooksMode(StrEnum):
+    """Where generic and GitLab webhook events are evaluated."""
+
+    DIRECT = "direct"
+    KAFKA = "kafka"
+
+
+class Coordination(StrEnum):
+    """How ingest replicas share the Prometheus rule groups."""
+
+    NONE = "none"
+    KAFKA = "kafka"
+
+
+class KafkaSecurity(StrEnum):
+    """Kafka's ``security.protocol``."""
+
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(StrEnum):
+    """Kafka's ``sasl.mechanism``."""
+
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
 
 
 class HttpSettings(values.Group):
@@ -84,9 +116,8 @@ class WebhooksSettings(values.Group):
         gt=0,
         description="largest /v1/gitlab request body (413 beyond)",
     )
-    mode: str = pydantic.Field(
-        default="direct",
-        pattern="^(direct|kafka)$",
+    mode: WebhooksMode = pydantic.Field(
+        default=WebhooksMode.DIRECT,
         description="direct: this process evaluates the events it receives; kafka (several "
         "ingest replicas): /v1/events and /v1/gitlab events go through `topic`, keyed by "
         "resource, to the replica that owns that resource",
@@ -129,14 +160,12 @@ class KafkaSettings(values.Group):
         default=None,
         description="how far back to re-read on partition assignment; default: longest rule window",
     )
-    security_protocol: str = pydantic.Field(
-        default="PLAINTEXT",
-        pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
+    security_protocol: KafkaSecurity = pydantic.Field(
+        default=KafkaSecurity.PLAINTEXT,
         description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
     )
-    sasl_mechanism: str | None = pydantic.Field(
+    sasl_mechanism: SaslMechanism | None = pydantic.Field(
         default=None,
-        pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$",
         description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; unset: no SASL",
     )
     sasl_username: str | None = pydantic.Field(default=None, description="SASL user name")
@@ -169,9 +198,8 @@ class PrometheusSettings(values.Group):
         description="how far back a rule's past is re-read at start or take-over (at least its "
         "for + keep_firing_for): a condition firing for longer gets a new episode id",
     )
-    coordination: str = pydantic.Field(
-        default="none",
-        pattern="^(none|kafka)$",
+    coordination: Coordination = pydantic.Field(
+        default=Coordination.NONE,
         description="none: this process evaluates every rule group; kafka: each group is "
         "evaluated by one ingest replica, assigned through a Kafka consumer group",
     )
