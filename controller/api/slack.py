@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from fastapi import responses
 from controller import errors
 from controller.api import bodies
 from controller.domain import approvals
-from controller.ingest import auth
+from controller.ingest import auth, payloads
 from controller.operations import identity, steering
 
 log = structlog.get_logger(__name__)
@@ -231,8 +230,8 @@ class _Endpoint:
     def _parse(self, body: bytes) -> BlockActions | None:
         try:
             form = parse_qs(body.decode(), strict_parsing=True, max_num_fields=10)
-            return BlockActions.model_validate(json.loads(form["payload"][0]))
-        except (UnicodeDecodeError, ValueError, KeyError, IndexError) as exc:
+            return BlockActions.model_validate(payloads.loads(form["payload"][0].encode()))
+        except (errors.PayloadError, UnicodeDecodeError, ValueError, KeyError, IndexError) as exc:
             why = f"not a Slack interaction payload: {exc}"
             raise self._refuse(400, "malformed", why) from None
 

@@ -4,12 +4,15 @@ import json
 import time
 from datetime import timedelta
 
+import fastapi
 import pytest
+from fastapi import testclient
 from slack_sdk.signature import SignatureVerifier
 
 from controller import errors, settings
 from controller.api import auth, slack
 from controller.domain import approvals
+from controller.observability import metrics as metrics_module
 from controller.operations import identity
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -160,3 +163,22 @@ def test_button_values_round_trip_and_reject_forgeries():
     ):
         with pytest.raises(ValueError, match=r"JSON|resource"):
             approvals.ButtonValue.decode(forged)
+
+
+def test_a_signed_payload_nested_too_deep_is_a_400_not_a_500():
+    """A Slack-signed body whose payload nests 30,000 arrays deep is answered 400 naming the problem, not a 500."""
+    app = fastapi.FastAPI()
+    app.include_router(
+        slack.build_router(
+            config=slack.SlackInteractions(signing_secret=SECRET, approvers=frozenset({"U1"})),
+            steer=None,
+            directory=identity.Directory.of({}),
+            metrics=metrics_module.create(),
+        )
+    )
+    body = b"payload=" + b"[" * 30_000 + b"]" * 30_000
+    headers = _headers(body, at=time.time())
+    with testclient.TestClient(app, raise_server_exceptions=False) as http:
+        answer = http.post("/v1/slack/interactions", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert "nested" in answer.json()["detail"]
