@@ -60,6 +60,10 @@ class EngineView(Protocol):
     def stats(self) -> Mapping[str, int]:
         """Observations the engine ignored, by reason."""
 
+    @property
+    def ignored_by_stream(self) -> Mapping[tuple[str, str], int]:
+        """The same, by (stream, reason); streams no rule names count as ``other``."""
+
 
 @dataclass(slots=True, eq=False)
 class _EngineCollector:
@@ -97,10 +101,7 @@ class _EngineCollector:
                 conditions.add_metric([counts.rule, "firing"], counts.firing)
             for reason, count in sorted(self.engine.stats.items()):
                 ignored.add_metric([reason], count)
-            by_stream: Mapping[tuple[str, str], int] = getattr(
-                self.engine, "ignored_by_stream", {}
-            )
-            for (stream, reason), count in sorted(by_stream.items()):
+            for (stream, reason), count in sorted(self.engine.ignored_by_stream.items()):
                 ignored_events.add_metric([stream, reason], count)
         yield from (evaluations, conditions, ignored, ignored_events)
 
