@@ -113,6 +113,18 @@ def write_config(workdir: Path, temporal: str, port: int, marks: Path) -> Path:
     return path
 
 
+async def connect(address: str, **options: Any) -> Client:
+    """A client of the dev server, once its frontend says it is healthy (slow under load)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return await Client.connect(address, **options)
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
+
+
 async def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     """Until ``url`` answers 200; fail with the log when the process ends first."""
     deadline = time.monotonic() + 120
@@ -214,7 +226,7 @@ async def sample_peer(client: Client, queue: str, workflow_id: str) -> float:
 
 async def peer_worker(address: str, queue: str) -> None:
     """The peer's worker process: Temporal's defaults, one workflow and one activity."""
-    client = await Client.connect(address)
+    client = await connect(address)
     async with Worker(
         client,
         task_queue=queue,
@@ -324,7 +336,7 @@ async def measure(
         api = f"http://127.0.0.1:{port}"
         await wait_ready(f"{api}/readyz", processes[0], workdir / "homeostat.log")
         await wait_peer(processes[1], workdir / "peer.log")
-        client = await Client.connect(server.address, data_converter=converter.DATA_CONVERTER)
+        client = await connect(server.address, data_converter=converter.DATA_CONVERTER)
         ours, theirs = await take_samples(client, api, queue, workdir / "marks", samples)
         ours_stages = []
         for service, began in ours:

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import record
 import temporal_peer
-from latency import SHM, free_port, profiled
+from latency import SHM, connect, free_port, profiled
 
 from controller import embedded
 from controller.domain import contract, resources, transitions
@@ -51,9 +51,11 @@ from controller.workflows import converter, resource_io
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
-PLAN = (
-    "description: one step, for the throughput benchmark\nsteps:\n  - {id: act, command: [true]}\n"
-)
+PLAN = """\
+description: one step, for the throughput benchmark
+steps:
+  - {id: act, command: ["true"]}
+"""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -293,7 +295,7 @@ async def _timed(  # noqa: PLR0917 - one call site, each argument a different th
 
 async def peer_worker(address: str, queue: str) -> None:
     """A plain worker process for the peer's workflow (SDK defaults)."""
-    client = await Client.connect(address)
+    client = await connect(address)
     async with Worker(
         client,
         task_queue=queue,
@@ -314,7 +316,7 @@ async def measure(episodes: int, in_flight: int, db_dir: Path, profile: Path | N
     )
     await server.start()
     try:
-        client = await Client.connect(server.address, data_converter=converter.DATA_CONVERTER)
+        client = await connect(server.address, data_converter=converter.DATA_CONVERTER)
         pid = server.pid or 0
         found: dict[str, Any] = {}
         for workers in (1, 2):
