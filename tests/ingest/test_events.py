@@ -163,3 +163,36 @@ def test_loads_fails_exactly_as_json_loads_on_any_bytes(data):
 def test_loads_rejects_what_is_not_bytes_as_json_loads_does():
     """A tombstone (no value) fails with json.loads's TypeError."""
     assert _outcome(events.loads, None) == _outcome(json.loads, None)
+
+
+_NUMBERS = st.from_regex(
+    r"-?(0|[1-9][0-9]{0,40})(\.[0-9]{1,40})?([eE][+-]?[0-9]{1,4})?", fullmatch=True
+)
+_DIGITS = st.text(alphabet="0123456789", min_size=1, max_size=5000).map(lambda d: "1" + d)
+_EDGES = st.sampled_from(
+    [
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        '{"a": NaN}',
+        '{"a": 1, "a": 2}',
+        '"\\ud800"',
+        '"\\udc00\\ud800"',
+        "\ufeff{}",
+        '{"a": "\\u0000"}',
+        "[" * 3000 + "]" * 3000,
+        "1e400",
+        "-0",
+        "-0.0",
+        "18446744073709551616",
+        "-9223372036854775809",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_NUMBERS | _DIGITS | _EDGES, wrap=st.booleans())
+def test_loads_reads_numbers_and_edge_cases_exactly_as_json_loads(text, wrap):
+    """Numbers of any size and form, NaN, duplicate keys, lone surrogates, a BOM, deep nesting: json.loads's value or its very error."""
+    data = ('{"v": ' + text + "}" if wrap else text).encode("utf-8", "surrogatepass")
+    assert _outcome(events.loads, data) == _outcome(json.loads, data)
