@@ -30,11 +30,11 @@ from temporalio import service as temporal_service
 from controller import errors, service
 from controller import settings as settings_module
 from controller.demo import stack, standin
-from controller.domain import contract, resources
+from controller.domain import contract, resources, transitions
 from controller.operations import histories, links
 from controller.operations import timeline_model as tm
 from controller.plans import loader as plans_loader
-from controller.plans import spec
+from controller.plans import spec, templates
 from controller.workflows import remediation_io, resource_io
 
 SERVICE = "demo-web"
@@ -388,7 +388,7 @@ class _Watcher:
         )
         if record.status is resource_io.EpisodeStatus.RUNNING:
             progress = await self._phase(episode)
-            steps = self._steps(record.fired.remediation or "")
+            steps = self._steps(record.fired)
             if progress is not None and progress.done < len(steps):
                 self._once(
                     f"{episode}:step:{progress.done}",
@@ -401,13 +401,16 @@ class _Watcher:
                 waiting="waiting for Prometheus to resolve the alert, which ends the episode",
             )
 
-    def _steps(self, plan_name: str) -> list[str]:
-        """The plan's top-level steps, described for people."""
+    def _steps(self, fired: transitions.Transition) -> list[str]:
+        """The plan's top-level steps, described for people (the alert's labels filled in)."""
         try:
-            plan = plans_loader.find_plan(self._remediations_dir, plan_name)
+            plan = plans_loader.find_plan(self._remediations_dir, fired.remediation or "")
         except errors.RuleFileError:
             return []
-        return [_describe_step(step) for step in plan.steps] if plan is not None else []
+        if plan is None:
+            return []
+        scope = templates.Scope(labels=fired.labels, annotations=fired.annotations)
+        return [_describe_step(step, scope) for step in plan.steps]
 
     async def _phase(self, episode: resources.EpisodeId) -> remediation_io.Progress | None:
         handle = self._client.get_workflow_handle(resources.remediation_workflow_id(episode))
@@ -420,12 +423,13 @@ class _Watcher:
         return found
 
 
-def _describe_step(step: spec.Step) -> str:
+def _describe_step(step: spec.Step, scope: templates.Scope) -> str:
     match step:
         case spec.PlaybookStep():
             return f"{step.id}, playbook {step.playbook}"
         case spec.VerifyStep():
-            return f"{step.id}, verify {step.promql or step.cel}"
+            condition = templates.render(step.promql or step.cel, scope, strict=False)
+            return f"{step.id}, verify {condition}"
     return f"{step.id} ({step.kind})"
 
 
