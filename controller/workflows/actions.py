@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -176,6 +176,7 @@ async def playbook(
     env: Env, step: spec.PlaybookStep, path: str, item: str | None, results: Results
 ) -> Done:
     """Run a playbook, then re-run it on the failed hosts as often as the plan allows."""
+    began = workflow.now()
     scope = env.scope(item, results)
     extra_vars = dict(templates.render_data(dict(step.vars), scope))
     extra_vars.update(
@@ -251,11 +252,18 @@ async def playbook(
             else ""
         )
         return failed(
-            f"{step.playbook} failed on {len(bad)} of {len(by_host)} hosts{why}", **output
+            f"{step.playbook} failed on {len(bad)} of {len(by_host)} hosts{_took(began)}{why}",
+            **output,
         )
     return succeeded(
-        f"{step.playbook} ok on {len(by_host)} hosts, {len(changed)} changed", **output
+        f"{step.playbook} ok on {len(by_host)} hosts, {len(changed)} changed{_took(began)}",
+        **output,
     )
+
+
+def _took(began: datetime) -> str:
+    """`` in 41s``: how long a step has taken so far, for its summary."""
+    return f" in {round((workflow.now() - began).total_seconds())}s"
 
 
 def _count_hosts(results: list[io.HostResult]) -> None:

@@ -263,8 +263,11 @@ def _summary(outcome: rio.Outcome, records: list[rio.StepRecord]) -> str:
     """One line: the first step that failed (the root cause), then a rung that failed too."""
     failed = [record for record in records if not record.ok]
     if outcome is rio.Outcome.SUCCEEDED and failed:
-        went_on = ", ".join(record.step for record in failed)
-        return f"{outcome.value}: {len(records)} steps; {went_on} failed and the plan went on"
+        first = failed[0]
+        return (
+            f"{outcome.value}: {len(records)} steps; {first.step} failed and the plan went on: "
+            f"{first.summary}"
+        )
     if outcome is rio.Outcome.SUCCEEDED or not failed:
         return f"{outcome.value}: {len(records)} steps"
     steps = [record for record in failed if not record.step.startswith(_RUNG)]

@@ -76,7 +76,12 @@ async def test_500_cmdb_hosts_in_batches_end_in_one_summary(tmp_path, scenario_t
     assert deploy.outcome is remediation_io.StepOutcome.FAILED
     assert (deploy.output["hosts"], deploy.output["succeeded"]) == (500, 498)
     assert deploy.output["failed_hosts"] == sorted(MAINTENANCE)
-    assert result.message == "succeeded: 2 steps; deploy failed and the plan went on"
+    # The result's one line: counts, the duration and the first failed host with why.
+    assert re.fullmatch(
+        r"succeeded: 2 steps; deploy failed and the plan went on: fleet_deploy\.yml failed on "
+        r"2 of 500 hosts in \d+s: web-017 Refuse a host in maintenance .*",
+        result.message,
+    ), result.message
     assert cmdb.page_requests() == 6, "502 hosts in pages of 100, read once"
 
     # Batches: one ansible-runner invocation per 100 hosts, under the step's run folder.
