@@ -148,12 +148,8 @@ class Ingest:
         )
         if self.poller is not None:
             self._tasks.append(asyncio.create_task(self.poller.run(), name="prometheus poller"))
-        forwarded = self.settings.webhooks.topic if self.forwarder is not None else None
-        extra = [*self.settings.kafka.topics, *([forwarded] if forwarded else [])]
-        topics = kafka_topics(self.engine.rule_set, extra)
-        sources = frozenset({observations.SourceKind.KAFKA})
+        forwarded = self._forwarded_topic()
         if forwarded:
-            sources |= {observations.SourceKind.WEBHOOK, observations.SourceKind.GITLAB}
             await asyncio.to_thread(
                 forwarding.ensure_topic,
                 bootstrap_servers=self.settings.kafka.bootstrap_servers,
@@ -161,6 +157,22 @@ class Ingest:
                 partitions=self.settings.webhooks.topic_partitions,
                 client_options=values.kafka_client_options(self.settings.kafka),
             )
+        self._follow_topics()
+
+    def _forwarded_topic(self) -> str | None:
+        return self.settings.webhooks.topic if self.forwarder is not None else None
+
+    def _follow_topics(self) -> None:
+        """Read the topics the rules in force name: start the consumer, or resubscribe it."""
+        forwarded = self._forwarded_topic()
+        extra = [*self.settings.kafka.topics, *([forwarded] if forwarded else [])]
+        topics = kafka_topics(self.engine.rule_set, extra)
+        if self._kafka_source is not None:
+            self._kafka_source.subscribe(topics)
+            return
+        sources = frozenset({observations.SourceKind.KAFKA})
+        if forwarded:
+            sources |= {observations.SourceKind.WEBHOOK, observations.SourceKind.GITLAB}
         if self.settings.kafka.bootstrap_servers and topics:
             source = kafka.KafkaSource(
                 config=kafka.KafkaConfig(
@@ -260,6 +272,7 @@ class Ingest:
                 self.poller.replace_rules(
                     polled_rules(rule_set, self.settings.prometheus.evaluation_interval)
                 )
+            self._follow_topics()
             self.metrics.rules_loaded.set(len(rule_set.rules))
             self.metrics.rule_reloads.labels(outcome="ok").inc()
             self.rules_problem = None

@@ -168,6 +168,20 @@ class KafkaSource:
         """Per partition, the offset after the last record handed off."""
         self._lag_noted_at = 0.0
         self._lag_partitions: set[kafka.TopicPartition] = set()
+        self._topics = tuple(config.topics)
+        self._resubscribe = False
+
+    def subscribe(self, topics: tuple[str, ...]) -> None:
+        """Read ``topics`` from now on (rules were reloaded); safe from any thread.
+
+        The consumer thread applies it before its next poll: it hands off and commits the
+        batch in flight, then changes its subscription; the group rebalances, and the
+        partitions of a new topic are read like those of any topic at start.
+        """
+        if set(topics) == set(self._topics):
+            return
+        self._topics = tuple(topics)
+        self._resubscribe = True
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; commits after each dispatched batch."""
@@ -191,8 +205,13 @@ class KafkaSource:
         )
         listener = _Rebuild()
         try:
-            self._consumer.subscribe(list(config.topics), listener=listener)
+            self._consumer.subscribe(list(self._topics), listener=listener)
             while not stop.is_set():
+                if self._resubscribe:
+                    self._resubscribe = False
+                    self._settle(stop)
+                    self._consumer.subscribe(list(self._topics), listener=listener)
+                    log.info("kafka_subscribed", topics=list(self._topics))
                 busy = bool(self._in_flight)
                 polled = self._consumer.poll(timeout_ms=_IN_FLIGHT_POLL_MS if busy else 500)
                 if listener.fresh:
