@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from controller import cli, dispatch
 from controller.backtest import policy, replay
-from controller.commands import backtest as backtest_commands
+from controller.backtest import run as backtest_run
 from controller.ingest import kafka, pipeline, promql
 from controller.plans import bundle
 from controller.rules import engine, sandbox
@@ -132,8 +132,8 @@ def _sources(folder: Path) -> bundle.Sources:
     )
 
 
-def _window(recorded, kafka_bootstrap, **more) -> backtest_commands.Window:
-    return backtest_commands.Window(
+def _window(recorded, kafka_bootstrap, **more) -> backtest_run.Window:
+    return backtest_run.Window(
         start=START,
         end=START + WEEK,
         prometheus=recorded["prometheus"],
@@ -207,7 +207,7 @@ async def test_backtest_finds_the_live_engines_episodes_with_cooldown_and_budget
     """A week of Prometheus and a day of Kafka: the backtest's episodes are the live engine's, and the plan's cooldown and budget refuse the same ones."""
     sources = _sources(recorded["folder"])
     window = _window(recorded, kafka_bootstrap)
-    result = await asyncio.to_thread(backtest_commands.backtest, sources, window)
+    result = await asyncio.to_thread(backtest_run.backtest, sources, window)
     rule_set = result.loaded.rule_set
     live = await asyncio.to_thread(_live_prometheus, rule_set, recorded["prometheus"])
     live += await _live_kafka(rule_set, kafka_bootstrap, recorded["topic"])
@@ -259,11 +259,11 @@ def test_against_a_changed_threshold_lists_exactly_the_added_and_removed(recorde
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     differences = report["against"]["differences"]
-    window = backtest_commands.Window(
+    window = backtest_run.Window(
         start=START, end=START + WEEK, prometheus=recorded["prometheus"]
     )
     strict_ids = {
-        item.id for item in backtest_commands.backtest(_sources(lower), window).run.episodes
+        item.id for item in backtest_run.backtest(_sources(lower), window).run.episodes
     }
     loose = [item for item in report["episodes"] if item["rule"] == "HostLoadHigh"]
     loose_ids = {item["episode"] for item in loose}
