@@ -50,7 +50,7 @@ def _rules() -> _Command:
 
     rules.app.command("backtest")(backtest.command)
     rules.app.command("status")(rule_status.status)
-    return typer.main.get_command(rules.app)
+    return typer.main.get_group(rules.app)
 
 
 @functools.cache
@@ -58,14 +58,16 @@ def _resource() -> _Command:
     from controller.commands import resources, steering  # noqa: PLC0415
 
     steering.register(resources.app)
-    return typer.main.get_command(resources.app)
+    return typer.main.get_group(resources.app)
 
 
 @functools.cache
 def _slack() -> _Command:
     from controller.commands import slack  # noqa: PLC0415
 
-    return typer.main.get_command(slack.app)
+    # A group even with one command: get_command would collapse a one-command app into that
+    # command, and `homeostat slack check` would refuse "check" as an extra argument.
+    return typer.main.get_group(slack.app)
 
 
 @functools.cache

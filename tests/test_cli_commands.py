@@ -27,6 +27,20 @@ def test_every_listed_command_has_working_help():
         assert result.exit_code == 0, (command, result.output)
 
 
+def test_every_sub_command_of_a_listed_group_has_working_help():
+    """`homeostat GROUP SUB --help` answers for every sub-command a group lists, even a group of one."""
+    top = runner.invoke(cli.app, ["--help"], terminal_width=120)
+    for group in ("config", "rules", "resource", "slack"):
+        assert group in _commands(top.output)
+        listed = runner.invoke(cli.app, [group, "--help"], terminal_width=120)
+        assert listed.exit_code == 0, (group, listed.output)
+        subs = _commands(listed.output)
+        assert subs, (group, listed.output)
+        for sub in subs:
+            result = runner.invoke(cli.app, [group, sub, "--help"], terminal_width=120)
+            assert result.exit_code == 0, (group, sub, result.output)
+
+
 def test_version_prints_the_package_version():
     """`homeostat version` prints the installed version."""
     result = runner.invoke(cli.app, ["version"])
