@@ -54,3 +54,16 @@ def test_console_rendering_when_asked():
     assert "homeostat_ready" in text
     assert "api=http://x" in text
     assert not text.lstrip().startswith("{")
+
+
+def test_a_logger_used_before_a_reconfiguration_follows_the_new_one():
+    """A module's logger already used (and cached) still obeys a later configuration, so capture_logs sees its events."""
+    first = io.StringIO()
+    logging_setup.configure(level="info", json=True, stream=first)
+    log = structlog.get_logger("controller.test.cached")
+    log.info("before")
+    logging_setup.configure(level="info", json=True, stream=io.StringIO())
+    with structlog.testing.capture_logs() as captured:
+        log.warning("after", rule="high-cpu")
+    assert [(entry["event"], entry["rule"]) for entry in captured] == [("after", "high-cpu")]
+    assert [line["event"] for line in _lines(first)] == ["before"]
