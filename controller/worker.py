@@ -15,6 +15,7 @@ from temporalio import worker as temporal_worker
 
 from controller import activities, workflows
 from controller import settings as settings_module
+from controller.activities import redaction
 from controller.plans import spec
 from controller.workflows import converter
 
@@ -114,8 +115,26 @@ def registered_workflows() -> Sequence[type]:
 
 
 def secret_mask(settings: settings_module.Settings) -> Callable[[str], str]:
-    """What masks every configured secret, in every form it is sent, in a text (logs)."""
-    return activities.redactor(activities_config(settings)).known
+    """What masks every configured secret, in every form it is sent, in a text (logs).
+
+    The activities' credentials, and the secrets that authenticate requests to Homeostat
+    and its own connections: webhook tokens and HMAC secrets, operator tokens, Slack's
+    signing secret, Temporal's API key, Kafka's SASL password.
+    """
+    own = [
+        settings.alertmanager.bearer_token,
+        settings.alertmanager.hmac_secret,
+        settings.webhooks.bearer_token,
+        settings.webhooks.hmac_secret,
+        settings.webhooks.gitlab_token,
+        settings.slack.signing_secret,
+        settings.temporal.api_key,
+        settings.kafka.sasl_password,
+        *settings.api.tokens.values(),
+    ]
+    texts = [text for secret in own if (text := settings_module.reveal(secret))]
+    known = activities_config(settings).secrets()
+    return redaction.Redactor([*known, *texts]).known
 
 
 def build(

@@ -4,6 +4,7 @@ import logging
 
 import structlog
 
+from controller import settings, worker
 from controller.observability import logging as logging_setup
 
 
@@ -67,3 +68,39 @@ def test_a_logger_used_before_a_reconfiguration_follows_the_new_one():
         log.warning("after", rule="high-cpu")
     assert [(entry["event"], entry["rule"]) for entry in captured] == [("after", "high-cpu")]
     assert [line["event"] for line in _lines(first)] == ["before"]
+
+
+def test_inbound_and_connection_secrets_are_masked_in_log_text(monkeypatch, tmp_path):
+    """Webhook tokens and HMAC secrets, operator tokens, Slack's signing secret, Temporal's API key and Kafka's SASL password are masked wherever a log line's text carries them, like the activities' credentials."""
+    secrets = {
+        "HOMEOSTAT_ALERTMANAGER__BEARER_TOKEN": "am-token-7f3e9c",
+        "HOMEOSTAT_WEBHOOKS__HMAC_SECRET": "events-hmac-4b1d2a",
+        "HOMEOSTAT_WEBHOOKS__GITLAB_TOKEN": "gitlab-token-9c8b7a",
+        "HOMEOSTAT_API__TOKENS": '{"alice": "alices-token-0123456789"}',
+        "HOMEOSTAT_SLACK__SIGNING_SECRET": "slack-signing-5e6f7a",
+        "HOMEOSTAT_TEMPORAL__API_KEY": "temporal-key-1a2b3c",
+        "HOMEOSTAT_KAFKA__SASL_PASSWORD": "sasl-pass-8d9e0f",
+    }
+    monkeypatch.chdir(tmp_path)
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    configured = settings.load(None)
+    stream = io.StringIO()
+    logging_setup.configure(
+        level="info", json=True, stream=stream, mask=worker.secret_mask(configured)
+    )
+    shown = [
+        "am-token-7f3e9c",
+        "events-hmac-4b1d2a",
+        "gitlab-token-9c8b7a",
+        "alices-token-0123456789",
+        "slack-signing-5e6f7a",
+        "temporal-key-1a2b3c",
+        "sasl-pass-8d9e0f",
+    ]
+    for secret in shown:
+        structlog.get_logger("controller.test").warning("request_refused", detail=f"sent {secret}")
+        logging.getLogger("kafka").error("auth failed for %s", secret)
+    text = stream.getvalue()
+    assert len(_lines(stream)) == 2 * len(shown)
+    assert not [secret for secret in shown if secret in text]
