@@ -158,6 +158,11 @@ def gather(folder: Path) -> list[dict[str, Any]]:
     adapted = {}
     for name, body in found.items():
         if "rows" in body:
+            # run.py noted when each benchmark began and the load then; a benchmark itself
+            # notes them when it builds its result, after it measured.
+            when = times.get(name, {})
+            body["started"] = when.get("recorded", body["started"])
+            body["load_average_at_start"] = when.get("load", body["load_average_at_start"])
             adapted[name] = body
         else:
             made = adapt(name, body, times.get(name.removesuffix("_1000"), {}))
@@ -197,6 +202,9 @@ def markdown(results: list[dict[str, Any]], run: dict[str, Any]) -> str:
             f"| [{result['title']}](#{result['name']}) | {met} of {len(judged)} "
             f"| {_load(result['load_average_at_start'])} |"
         )
+    analysis = Path(__file__).with_name("analysis.md")
+    if analysis.exists():
+        lines += ["", analysis.read_text().strip()]
     for result in results:
         lines += [
             "",

@@ -29,7 +29,7 @@ import report
 HERE = Path(__file__).parent
 FULL: dict[str, list[str]] = {
     "rules_engine": [],
-    "kafka_ingest": [],
+    "kafka_ingest": ["--profile", str(HERE / "results" / "flamegraphs")],
     "latency": [],
     "growth": [],
     "temporal_side": [],
