@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import compileall
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -339,6 +340,7 @@ async def measure(episodes: int, in_flight: int, db_dir: Path, profile: Path | N
         await server.stop()
         for leftover in db_dir.glob(f"{Path(server.db_file).stem}.*"):
             leftover.unlink()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def result_of(found: dict[str, Any], episodes: int) -> record.Result:
