@@ -60,7 +60,10 @@ def summary(fragments: dict[str, Any]) -> dict[str, Any]:
         }
     faults = fragments.get("faults")
     if faults is not None:
-        combined["faults"] = faults["totals"]
+        combined["faults"] = {
+            **faults["totals"],
+            "excused_reruns": sum(run["excused_reruns"] for run in faults["runs"]),
+        }
     load = fragments.get("load")
     if load is not None:
         combined["load"] = {
@@ -155,7 +158,9 @@ def _faults(fragments: dict[str, Any], combined: dict[str, Any]) -> list[str]:
         (
             f"Kills survived: {totals['kills_survived']} of {totals['kills']}. Episodes checked: "
             f"{totals['episodes_checked']}. Losses: {totals['losses']}. Duplicates: "
-            f"{totals['duplicates']}. Phantom episodes: {totals['phantoms']}."
+            f"{totals['duplicates']}. Phantom episodes: {totals['phantoms']}. Steps run again "
+            f"after completing, each with the worker killed or Temporal down inside the run "
+            f"(at least once, as documented): {totals['excused_reruns']}."
         ),
         "",
     ]

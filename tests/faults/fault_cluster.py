@@ -368,7 +368,8 @@ def write_settings(
             "ca_file": str(pagerduty.ca_file),
         },
         "ticketing": {"url": jira.url, "user": JIRA_USER, "token": JIRA_TOKEN, "flavor": "cloud"},
-        "activities": {"state_dir": str(folders.root / "runs")},
+        # A worker killed inside on_resolve delays the resolve by this much.
+        "activities": {"state_dir": str(folders.root / "runs"), "on_resolve_timeout": "20s"},
         "ansible": {"python_interpreter": sys.executable},
         "metrics": {"visibility_interval": "30s"},
     }

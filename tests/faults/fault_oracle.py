@@ -27,6 +27,8 @@ from temporalio.client import Client
 from controller.domain import contract, resources
 from controller.workflows import remediation_io, resource_io
 
+_CLOSE_WITHIN = 60.0
+"""Seconds the resource workflow gets to record a resolve whose effects are visible."""
 _REPORT_MARGIN = 10.0
 """Seconds a worker may take, on a loaded machine, to report a finished activity."""
 
@@ -179,30 +181,45 @@ def _judge_runs(
     lines: list[tuple[str, float]],
     kills: list[tuple[float, float, str]],
 ) -> None:
-    starts = [when for what, when in lines if what == "start"]
-    ends = [when for what, when in lines if what == "end"]
-    if not ends:
-        verdict.losses.append(
-            f"{episode}: the playbook step never completed ({len(starts)} starts)"
+    runs = _runs(lines)
+    completed = [run for run in runs if run[1] is not None]
+    if not completed:
+        verdict.losses.append(f"{episode}: the playbook step never completed ({len(runs)} starts)")
+        return
+    # Every completed run that another run followed needs a fault of its own between its
+    # start and the moment its completion should have reached Temporal (soon after its
+    # end): the worker killed, or Temporal down (its heartbeat timer runs on when it is
+    # back, and the late completion of a timed-out attempt is refused).
+    unexcused, excuses = 0, []
+    for started, ended in completed:
+        assert ended is not None
+        if not any(later > ended for later, _ in runs):
+            continue
+        found = [
+            target for down, up, target in kills if down <= ended + _REPORT_MARGIN and up >= started
+        ]
+        if found:
+            excuses.append("/".join(sorted(set(found))))
+        else:
+            unexcused += 1
+    text = f"{episode}: playbook completed {len(completed)} times"
+    if unexcused:
+        verdict.duplicates.append(
+            f"{text}; {unexcused} re-run(s) after a completed run with no fault inside it"
         )
-        return
-    if len(ends) == 1:
-        return
-    first_end = ends[0]
-    # Only a fault between the first run's start and the moment its completion reached
-    # Temporal (soon after it ended) can make Temporal run a completed step again: the
-    # worker killed, or Temporal down (its heartbeat timer runs on when it is back, and
-    # the late completion of a timed-out attempt is refused).
-    excuse = [
-        target
-        for down, up, target in kills
-        if down <= first_end + _REPORT_MARGIN and up >= starts[0]
-    ]
-    text = f"{episode}: playbook completed {len(ends)} times"
-    if excuse:
-        verdict.excused_reruns.append(f"{text} (kills of {', '.join(excuse)} in between)")
-    else:
-        verdict.duplicates.append(f"{text}, with no kill to excuse it")
+    elif len(completed) > 1:
+        verdict.excused_reruns.append(f"{text} (faults inside: {', '.join(excuses)})")
+
+
+def _runs(lines: list[tuple[str, float]]) -> list[tuple[float, float | None]]:
+    """(start, end or ``None``) of each run, in order, from the marker lines."""
+    runs: list[tuple[float, float | None]] = []
+    for what, when in sorted(lines, key=lambda line: line[1]):
+        if what == "start":
+            runs.append((when, None))
+        elif runs and runs[-1][1] is None:
+            runs[-1] = (runs[-1][0], when)
+    return runs
 
 
 def _judge_sinks(
@@ -226,15 +243,32 @@ def _judge_sinks(
         verdict.losses.append(f"{resource}: ticket not done (cleared at {sent.cleared_at}s)")
 
 
-async def _judge_resolved(verdict: Verdict, resource: str, temporal: Client) -> None:
+async def _judge_resolved(
+    verdict: Verdict, resource: str, temporal: Client, *, timeout: float = _CLOSE_WITHIN
+) -> None:
+    """The resource workflow must close the episode once the all-clear was sent.
+
+    The page and the ticket may already be resolved while the workflow has not recorded it
+    yet (a worker killed inside ``on_resolve`` delays it by the activity's timeout): wait.
+    """
     handle = temporal.get_workflow_handle(
         resources.resource_workflow_id(resources.ResourceKey(resource))
     )
-    try:
-        state = await handle.query(contract.QUERY_STATE, result_type=resource_io.ResourceState)
-    except Exception as exc:  # noqa: BLE001 - reported as the finding it is
-        verdict.losses.append(f"{resource}: resource workflow not queryable: {exc}")
-        return
-    if state.episodes:
-        open_ids = [record.episode for record in state.episodes]
-        verdict.losses.append(f"{resource}: episode still open after its all-clear: {open_ids}")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = await handle.query(contract.QUERY_STATE, result_type=resource_io.ResourceState)
+            problem = (
+                f"episode still open {timeout:.0f} s after its page and ticket were resolved: "
+                f"{[record.episode for record in state.episodes]}"
+                if state.episodes
+                else ""
+            )
+        except Exception as exc:  # noqa: BLE001 - reported as the finding it is
+            problem = f"resource workflow not queryable: {exc}"
+        if not problem:
+            return
+        if time.monotonic() > deadline:
+            verdict.losses.append(f"{resource}: {problem}")
+            return
+        await asyncio.sleep(1.0)

@@ -196,7 +196,15 @@ def _create_topic(bootstrap: str) -> None:
 def write_results(folder: Path, outcomes: list[Outcome]) -> None:
     """Write ``faults.json`` (every run, and totals) and ``faults.md`` into ``folder``."""
     runs = [outcome.as_json() for outcome in outcomes]
-    keys = ("kills", "kills_survived", "episodes_checked", "losses", "duplicates", "phantoms")
+    keys = (
+        "kills",
+        "kills_survived",
+        "episodes_checked",
+        "losses",
+        "duplicates",
+        "phantoms",
+        "excused_reruns",
+    )
     totals = {key: sum(r[key] for r in runs) for key in keys}
     when = datetime.now(UTC).isoformat(timespec="seconds")
     folder.mkdir(parents=True, exist_ok=True)

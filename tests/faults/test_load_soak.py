@@ -29,8 +29,8 @@ STREAM = "load-jobs"
 TOKEN = "load-events-token"
 DESIGN = load_driver.Load(kafka_per_second=200, webhooks_per_second=5, seconds=600)
 FACTOR = 10
-WARM_UP = 120.0
-"""Seconds before memory counts as steady (caches fill, the first episodes run)."""
+WARM_UP = 150.0
+"""Seconds before memory counts as steady: every hot host (one every 6 s) has had an episode."""
 
 RULES = f"""\
 groups:
