@@ -16,7 +16,7 @@ are bounded; Alertmanager's times come from Prometheus and Alertmanager themselv
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from controller import errors
@@ -50,6 +50,17 @@ class Refusal:
 
     reason: Reason
     error: errors.PayloadError
+
+
+def latest(now: datetime, limits: Limits) -> datetime:
+    """The latest event time ``refusal`` admits at ``now`` (for checking many at once).
+
+    An event source's observation at or before it is admitted; one after it is refused.
+    """
+    try:
+        return now + limits.max_clock_skew
+    except OverflowError:  # a skew reaching past datetime's range admits every time
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def refusal(

@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import itertools
 import json
 import operator
@@ -52,7 +51,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import kafka
@@ -151,6 +150,9 @@ class KafkaSource:
         self._clock = clock
         self._metrics = metrics
         self._replay = _Replay()
+        self._decoder = RecordDecoder(
+            timestamp_field=config.timestamp_field, forwarded_topic=config.forwarded_topic
+        )
         self._consumer: kafka.KafkaConsumer | None = None
         self._producer: kafka.KafkaProducer | None = None
         self._unflushed = False
@@ -463,21 +465,23 @@ class KafkaSource:
         (``dead_letter=False``) it was dead-lettered when first read, and is skipped.
         """
         found: list[observations.Observation] = []
+        decode = self._decoder.decode
+        limits = self._config.limits
         now = self._clock()
+        latest = admission.latest(now, limits)
         for record in records:
             try:
-                observation = decode_record(
-                    record.value,
-                    topic=record.topic,
-                    timestamp_ms=record.timestamp,
-                    timestamp_field=self._config.timestamp_field,
-                    forwarded_topic=self._config.forwarded_topic,
+                observation = decode(
+                    record.value, topic=record.topic, timestamp_ms=record.timestamp
                 )
             except errors.PayloadError as exc:
                 if dead_letter:
                     self._dead_letter(record, exc)
                 continue
-            refused = admission.refusal(observation, now=now, limits=self._config.limits)
+            if observation.at <= latest:
+                found.append(observation)
+                continue
+            refused = admission.refusal(observation, now=now, limits=limits)
             if refused is None:
                 found.append(observation)
             elif dead_letter:
@@ -520,6 +524,48 @@ def _committed(offsets: Any, response: Any) -> None:
         log.warning("kafka_commit_failed", partitions=len(offsets), error=str(response))
 
 
+class RecordDecoder:
+    """Kafka records' values as observations: the live consumer's and the backtest's.
+
+    A record of ``forwarded_topic`` carries an observation another replica decoded
+    (``forwarding``); any other is an event (``events.Decoder``) received at the record's
+    timestamp.
+    """
+
+    __slots__ = ("_events", "_forwarded_topic")
+
+    def __init__(
+        self, *, timestamp_field: str = "timestamp", forwarded_topic: str | None = None
+    ) -> None:
+        """Plain JSON carries its time in ``timestamp_field``; see the class docstring."""
+        self._events = events.Decoder(source=_KAFKA, timestamp_field=timestamp_field).decode
+        self._forwarded_topic = forwarded_topic
+
+    def decode(self, value: bytes, *, topic: str, timestamp_ms: int) -> observations.Observation:
+        """One record's value as an observation.
+
+        Raises:
+            errors.PayloadError: for any failure, whatever the record holds (a
+                ``RecursionError``, ``ValueError`` or ``OverflowError`` out of the JSON
+                decoder or a conversion included): one record never stops a stream.
+                ``field`` names where, when known.
+        """
+        try:
+            if topic != self._forwarded_topic:
+                return self._events(value, stream=topic, received_ms=timestamp_ms)
+            try:
+                decoded = events.loads(value)
+            except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+                raise errors.PayloadError("(message)", f"not valid JSON: {exc}") from None
+            return forwarding.unwrap(decoded)
+        except errors.PayloadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one message's failure, whatever it is
+            raise errors.PayloadError(
+                "(message)", f"cannot be decoded: {type(exc).__name__}: {_short(exc)}"
+            ) from None
+
+
 def decode_record(
     value: bytes,
     *,
@@ -528,49 +574,19 @@ def decode_record(
     timestamp_field: str = "timestamp",
     forwarded_topic: str | None = None,
 ) -> observations.Observation:
-    """One Kafka record's value as an observation: the live consumer's and the backtest's.
-
-    A record of ``forwarded_topic`` carries an observation another replica decoded
-    (``forwarding``); any other is an event (``events.decode``) received at the record's
-    timestamp.
+    """One Kafka record's value as an observation (``RecordDecoder``, for one record).
 
     Raises:
-        errors.PayloadError: for any failure, whatever the record holds (a
-            ``RecursionError``, ``ValueError`` or ``OverflowError`` out of the JSON decoder
-            or a conversion included): one record never stops a stream. ``field`` names
-            where, when known.
+        errors.PayloadError: for any failure, whatever the record holds.
     """
-    try:
-        try:
-            decoded = events.loads(value)
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
-            raise errors.PayloadError("(message)", f"not valid JSON: {exc}") from None
-        if topic == forwarded_topic:
-            return forwarding.unwrap(decoded)
-        return events.decode(
-            decoded,
-            source=_KAFKA,
-            stream=topic,
-            received_at=functools.partial(_received_at, timestamp_ms),
-            timestamp_field=timestamp_field,
-        )
-    except errors.PayloadError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one message's failure, whatever it is
-        raise errors.PayloadError(
-            "(message)", f"cannot be decoded: {type(exc).__name__}: {_short(exc)}"
-        ) from None
+    decoder = RecordDecoder(timestamp_field=timestamp_field, forwarded_topic=forwarded_topic)
+    return decoder.decode(value, topic=topic, timestamp_ms=timestamp_ms)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:
     """``exc``'s message, cut to ``limit`` characters (it goes into a header and a log)."""
     text = str(exc)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def _received_at(timestamp_ms: int) -> datetime:
-    """A record's broker or producer timestamp as aware UTC."""
-    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
 
 
 def start_thread(

@@ -196,3 +196,81 @@ def test_loads_reads_numbers_and_edge_cases_exactly_as_json_loads(text, wrap):
     """Numbers of any size and form, NaN, duplicate keys, lone surrogates, a BOM, deep nesting: json.loads's value or its very error."""
     data = ('{"v": ' + text + "}" if wrap else text).encode("utf-8", "surrogatepass")
     assert _outcome(events.loads, data) == _outcome(json.loads, data)
+
+
+_RECEIVED_MS = 1_795_000_000_123
+_STAMPS = (
+    st.integers(min_value=-(10**14), max_value=10**14)
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.sampled_from(["2026-11-22T12:00:00Z", "2026-11-22T13:00:00+01:00", "2026-11-22", "x"])
+    | st.text(max_size=8)
+    | st.lists(st.integers(), max_size=2)
+)
+_PLAIN = st.fixed_dictionaries(
+    {"kind": st.text(max_size=3), "n": st.floats() | st.integers() | st.none()},
+    optional={"timestamp": _STAMPS | st.none(), "ts": _STAMPS | st.none(), "host": st.text()},
+)
+_OTHER_SHAPES = st.fixed_dictionaries(
+    {},
+    optional={
+        "timestamp": _STAMPS,
+        "labels": st.dictionaries(st.text(max_size=3), st.text(max_size=3) | st.integers()),
+        "name": st.text(max_size=4) | st.integers(),
+        "value": st.floats() | st.text(max_size=4) | st.none(),
+        "specversion": st.sampled_from(["1.0", "0.3", 1]),
+        "id": st.text(max_size=3),
+        "source": st.text(max_size=3),
+        "type": st.text(max_size=3),
+        "time": _STAMPS,
+    },
+)
+_MESSAGES = st.one_of(
+    _PLAIN.map(lambda value: json.dumps(value).encode()),
+    _PLAIN.map(lambda value: json.dumps(value).encode()),
+    _OTHER_SHAPES.map(lambda value: json.dumps(value).encode()),
+    _JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+    st.binary(max_size=24),
+    _EDGES.map(str.encode),
+    st.none(),
+)
+
+
+def _decoded_in_two_steps(data, timestamp_field):
+    """``decode(loads(data))``, a JSON error as the one-step decoder reports it."""
+    try:
+        value = events.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+        raise errors.PayloadError("(message)", f"not valid JSON: {exc}") from None
+    received = datetime.fromtimestamp(_RECEIVED_MS / 1000, tz=UTC)
+    return events.decode(
+        value,
+        source=SourceKind.KAFKA,
+        stream="topic",
+        received_at=lambda: received,
+        timestamp_field=timestamp_field,
+    )
+
+
+def _decoded_in_one_step(data, timestamp_field):
+    decoder = events.Decoder(source=SourceKind.KAFKA, timestamp_field=timestamp_field)
+    return decoder.decode(data, stream="topic", received_ms=_RECEIVED_MS)
+
+
+def _result(call, *args):
+    try:
+        return ("value", repr(call(*args)))
+    except errors.PayloadError as exc:
+        return ("payload error", exc.field, exc.message)
+    except Exception as exc:  # noqa: BLE001 - the error itself is what is compared
+        return ("error", type(exc), str(exc))
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=_MESSAGES, timestamp_field=st.sampled_from(["timestamp", "ts"]))
+def test_the_one_step_decoder_gives_what_loads_then_decode_give(data, timestamp_field):
+    """Kafka's one-step decoder gives the observation, or the very error, of json.loads then decode, for any message."""
+    assert _result(_decoded_in_one_step, data, timestamp_field) == _result(
+        _decoded_in_two_steps, data, timestamp_field
+    )
