@@ -34,8 +34,13 @@ _SOURCE = operator.attrgetter("source")
 class Engine(Protocol):
     """What the pipeline needs of the rules engine (``rules.engine.Engine`` fits)."""
 
-    def observe(self, observation: observations.Observation) -> list[transitions.Transition]:
-        """Feed one event-time observation."""
+    def observe_batch(
+        self,
+        batch: Sequence[observations.Observation],
+        *,
+        on_error: Callable[[observations.Observation, Exception], None] | None = None,
+    ) -> list[transitions.Transition]:
+        """Feed event-time observations in order; ``on_error`` is told of one that raised."""
 
     def tick(self, now: datetime) -> list[transitions.Transition]:
         """Let time pass: staleness and ``keep_firing_for`` expire."""
@@ -162,19 +167,18 @@ class Pipeline:
         An observation that makes the engine raise is logged and counted (reason
         ``error``); the rest of the batch is evaluated all the same.
         """
-        found: list[transitions.Transition] = []
-        for observation in batch:
-            try:
-                found.extend(self.engine.observe(observation))
-            except Exception:  # a defect: one observation must not stop the others
-                log.exception(
-                    "observation_failed",
-                    source=observation.source.value,
-                    stream=observation.stream,
-                )
-                if self._metrics is not None:
-                    self._metrics.observations_refused.labels(reason="error").inc()
-        return found
+        return self.engine.observe_batch(batch, on_error=self._failed)
+
+    def _failed(self, observation: observations.Observation, error: Exception) -> None:
+        """A defect: one observation made the engine raise; the others go on."""
+        log.error(
+            "observation_failed",
+            source=observation.source.value,
+            stream=observation.stream,
+            exc_info=error,
+        )
+        if self._metrics is not None:
+            self._metrics.observations_refused.labels(reason="error").inc()
 
     async def ingest(
         self,

@@ -46,6 +46,9 @@ Clock = Callable[[], datetime]
 OnDrop = Callable[[str, str, "observations.Observation | None"], None]
 """Told of each dropped observation: the reason, the rule (or ``""``), the observation."""
 
+OnError = Callable[["observations.Observation", Exception], None]
+"""Told of an observation that made the engine raise (a defect), and of the error."""
+
 _EVENT_SOURCES = frozenset(
     {observations.SourceKind.KAFKA, observations.SourceKind.WEBHOOK, observations.SourceKind.GITLAB}
 )
@@ -71,6 +74,11 @@ def _resource(text: str) -> resources.ResourceKey | None:
         return resources.parse_resource_key(text)
     except ValueError:
         return None
+
+
+def _values(labels: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The values of labels ``names``, ``""`` for a missing one: a condition's cache key."""
+    return tuple([labels.get(name, "") for name in names])
 
 
 class Engine:
@@ -216,18 +224,60 @@ class Engine:
 
         An event moves the engine's time only when a rule matched it.
         """
+        return self._observe(observation)
+
+    def observe_batch(
+        self,
+        batch: Iterable[observations.Observation],
+        *,
+        on_error: OnError | None = None,
+    ) -> list[transitions.Transition]:
+        """Feed observations in order: what ``observe`` gives for each in turn, concatenated.
+
+        The same transitions in the same order, the same drops and the same state after as
+        one ``observe`` call per observation (a hypothesis property holds the two to that),
+        for one call per batch.
+
+        Args:
+            batch: the observations, in the order they arrived.
+            on_error: told of an observation that made the engine raise (a defect), which
+                is then skipped: the ones after it are fed all the same. Without it the
+                error propagates.
+        """
+        out: list[transitions.Transition] = []
+        observe = self._observe
+        for observation in batch:
+            try:
+                found = observe(observation)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(observation, exc)
+                continue
+            if found:
+                out += found
+        return out
+
+    def _observe(self, observation: observations.Observation) -> list[transitions.Transition]:
         if observation.at.tzinfo is None:
             raise ValueError("times must be timezone-aware")
         self._matched = False
-        if observation.source is _ALERTMANAGER:
+        source = observation.source
+        changes: list[tuple[runtimes.Runtime, alerts.Change]] = []
+        if source in _EVENT_SOURCES:
+            for runtime in self._index.candidates(observation):
+                runtime.evaluations += 1
+                found = self._event(runtime, observation)
+                if self._problems:
+                    self._unevaluable(runtime, observation)
+                if found:
+                    changes += [(runtime, change) for change in found]
+        elif source is _ALERTMANAGER:
             self._saw(observation.at)
-            changes = []
             for runtime in self._index.candidates(observation):
                 runtime.evaluations += 1
                 runtime.last_at = observation.at
                 changes += [(runtime, change) for change in self._alert(runtime, observation)]
-        elif observation.source in _EVENT_SOURCES:
-            changes = self._events(observation)
         else:
             self._drop("not_an_event", "", observation)
             return []
@@ -236,20 +286,6 @@ class Engine:
         if not changes:
             return []
         return self._fold(changes)
-
-    def _events(
-        self, observation: observations.Observation
-    ) -> list[tuple[runtimes.Runtime, alerts.Change]]:
-        """An event against each rule that could match it; what changed."""
-        changes: list[tuple[runtimes.Runtime, alerts.Change]] = []
-        for runtime in self._index.candidates(observation):
-            runtime.evaluations += 1
-            found = self._event(runtime, observation)
-            if self._problems:
-                self._unevaluable(runtime, observation)
-            if found:
-                changes += [(runtime, change) for change in found]
-        return changes
 
     def evaluate(
         self,
@@ -416,15 +452,16 @@ class Engine:
     def _event(
         self, runtime: runtimes.Runtime, observation: observations.Observation
     ) -> list[alerts.Change]:
+        # Once per event and rule: the common case (a condition whose key is cached, an
+        # event that changes nothing) makes no call it can do without.
         rule = runtime.rule
-        if rule.stream is not None and observation.stream != rule.stream:
+        stream = observation.stream
+        if rule.stream is not None and stream != rule.stream:
             return []
-        runtime.last_at = observation.at
-        variables: dict[str, Any] = {
-            "labels": observation.labels,
-            "body": observation.body,
-            "stream": observation.stream,
-        }
+        at = observation.at
+        runtime.last_at = at
+        labels = observation.labels
+        variables: dict[str, Any] = {"labels": labels, "body": observation.body, "stream": stream}
         problems = self._problems
         matched = self._matches(runtime, variables, problems) if runtime.filtered else []
         if matched is None:
@@ -434,13 +471,43 @@ class Engine:
         plain: bool | None = None
         if runtime.plain:
             plain = rule.when is None or expressions.evaluate(rule.when, variables, problems)
-        tracked = self._tracked(runtime, observation)
-        if tracked is None:
+        names = runtime.key_labels
+        condition: runtimes.Condition | None = _UNKNOWN
+        if names is not None:
+            condition = runtime.keys.get(
+                labels.get(names[0], "") if len(names) == 1 else _values(labels, names),
+                _UNKNOWN,
+            )
+        if condition is _UNKNOWN:
+            condition = self._condition(runtime, observation)
+        if condition is None:
+            self._drop("invalid_resource", rule.name, observation)
             return []
-        alert = tracked.alert
-        if plain is False and alert.state is _INACTIVE:
+        tracked = event_time.admit(runtime, condition, observation, ticked=self._ticked)
+        if isinstance(tracked, str):
+            self._drop(tracked, rule.name, observation)
+            return []
+        if plain is False and tracked.alert.state is _INACTIVE:
             # The common case: nothing was due and nothing became true; the time is noted.
             return []
+        return self._move(
+            runtime, tracked, observation=observation, variables=variables, plain=plain,
+            matched=matched,
+        )
+
+    def _move(
+        self,
+        runtime: runtimes.Runtime,
+        tracked: runtimes.Tracked,
+        *,
+        observation: observations.Observation,
+        variables: Mapping[str, Any],
+        plain: bool | None,
+        matched: list[int],
+    ) -> list[alerts.Change]:
+        """Apply an event that may change its condition: deadlines due, then its truth."""
+        rule = runtime.rule
+        alert = tracked.alert
         at = observation.at
         changes = alerts.advance(alert, rule, at, inclusive=False)
         truth, until = (
@@ -449,10 +516,9 @@ class Engine:
             else self._truth(rule, tracked, variables, at, matched)
         )
         if truth and alert.state is _INACTIVE:
-            alert.labels = alerts.alert_labels(rule, observation.labels, body=observation.body)
-            alert.annotations = alerts.annotations_of(
-                rule, observation.labels, body=observation.body
-            )
+            labels = observation.labels
+            alert.labels = alerts.alert_labels(rule, labels, body=observation.body)
+            alert.annotations = alerts.annotations_of(rule, labels, body=observation.body)
         changes += alerts.apply(alert, rule, at, truth=truth, until=until)
         if alert.state is _INACTIVE:
             runtime.due.discard(alert.key)
@@ -513,19 +579,6 @@ class Engine:
         truth = rule.when is None or expressions.evaluate(rule.when, variables, problems)
         return truth, at + rule.stale_after
 
-    def _tracked(
-        self, runtime: runtimes.Runtime, observation: observations.Observation
-    ) -> runtimes.Tracked | None:
-        condition = self._condition(runtime, observation)
-        if condition is None:
-            self._drop("invalid_resource", runtime.rule.name, observation)
-            return None
-        found = event_time.admit(runtime, condition, observation, ticked=self._ticked)
-        if isinstance(found, str):
-            self._drop(found, runtime.rule.name, observation)
-            return None
-        return found
-
     @staticmethod
     def _condition(
         runtime: runtimes.Runtime, observation: observations.Observation
@@ -533,17 +586,13 @@ class Engine:
         """The condition an event belongs to; ``None`` if its resource is not a valid key.
 
         Rendered conditions are cached by the label values they are rendered from, when the
-        resource template reads labels only.
+        resource template reads labels only: by the value itself when there is one.
         """
         labels = observation.labels
         names = runtime.key_labels
-        values: tuple[str, ...] = ()
+        values: runtimes.KeyValues = ""
         if names is not None:
-            values = (
-                (labels.get(names[0], ""),)
-                if len(names) == 1
-                else tuple([labels.get(name, "") for name in names])
-            )
+            values = labels.get(names[0], "") if len(names) == 1 else _values(labels, names)
             cached: runtimes.Condition | None = runtime.keys.get(values, _UNKNOWN)
             if cached is not _UNKNOWN:
                 return cached

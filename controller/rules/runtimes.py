@@ -18,6 +18,8 @@ from controller.rules import alertmanager, alerts, episodes, model, templates, w
 
 Condition = tuple[resources.ResourceKey, alerts.AlertKey]
 """An event's condition: its resource and alert key (resource and ``group_by`` values)."""
+KeyValues = str | tuple[str, ...]
+"""The label values a condition is rendered from: the value itself when there is one."""
 
 
 class Tracked:
@@ -101,7 +103,7 @@ class Runtime:
         self.filtered = (rule.match is not None and not self.implied) or not self.plain
         """Whether an event needs expressions evaluated to know that it is the rule's."""
         self.key_labels: tuple[str, ...] | None = None
-        self.keys: dict[tuple[str, ...], Condition | None] = {}
+        self.keys: dict[KeyValues, Condition | None] = {}
         self._key_by_labels(rule)
         spans = [rule.stale_after, rule.hold + rule.keep_firing_for, rule.cooldown]
         spans += [rule.count.within] if rule.count else []

@@ -235,3 +235,122 @@ def test_event_episode_invariants(rule_sets, events, params):
         for fired, resolved in zip(mine[::2], mine[1::2], strict=True):
             assert resolved.episode == fired.episode
             assert resolved.at >= fired.started_at
+
+
+BATCHED = """\
+groups:
+  - name: g
+    rules:
+      - name: Plain
+        source: kafka
+        stream: probes
+        match: labels.kind == 'probe'
+        when: body.lat > 5
+        for: 30s
+        resource: service/{{{{ labels.service }}}}
+      - name: Filtered
+        source: kafka
+        match: labels.kind == 'probe' && body.ok == 0
+        when: body.lat > 2
+        stale_after: 60s
+        keep_firing_for: 30s
+        resource: service/{{{{ labels.service }}}}
+        group_by: [zone]
+      - name: Counted
+        source: kafka
+        match: labels.kind == 'probe'
+        when: body.ok == 0
+        count:
+          threshold: 2
+          within: 2m
+        resource: host/{{{{ labels.host }}}}
+      - name: Correlated
+        source: kafka
+        all:
+          - match: labels.kind == 'deploy'
+          - match: labels.kind == 'probe' && body.ok == 0
+        within: 3m
+        resource: service/{{{{ labels.service }}}}
+      - name: FromBody
+        source: kafka
+        match: labels.zone != 'b'
+        when: body.lat > 8
+        cooldown: 100s
+        resource: service/{{{{ body.service }}}}
+"""
+
+
+def batch_event(seconds, kind, service, host, zone, lat, ok, stream):
+    body = {"lat": lat, "ok": ok}
+    if service != "none":
+        body["service"] = service
+    return observations.Observation(
+        source=observations.SourceKind.KAFKA,
+        stream=stream,
+        at=at(seconds),
+        labels={"kind": kind, "service": service, "host": host, "zone": zone},
+        body=body,
+    )
+
+
+batch_streams = st.lists(
+    st.tuples(
+        st.integers(-20, 60),  # a step back in time makes late events
+        st.sampled_from(["probe", "probe", "deploy", "other"]),
+        st.sampled_from(["web", "api", "none"]),
+        st.sampled_from(["h1", "h2", ""]),  # "" renders "host/": no valid resource
+        st.sampled_from(["a", "b"]),
+        st.sampled_from([0, 3, 6, 9, "slow"]),  # "slow": a condition that cannot be evaluated
+        st.sampled_from([0, 1]),
+        st.sampled_from(["probes", "probes", "other"]),
+    ),
+    max_size=40,
+).map(
+    lambda steps: [
+        batch_event(max(0, 100 + sum(step[0] for step in steps[: index + 1])), *step[1:])
+        for index, step in enumerate(steps)
+    ]
+)
+
+
+def engine_state(eng):
+    return (
+        dict(eng.stats),
+        dict(eng.ignored_by_stream),
+        eng.conditions(),
+        eng.rule_counts(),
+        sorted(str(episode) for episode in eng.open_episodes()),
+    )
+
+
+@PROPERTY
+@given(
+    events=batch_streams,
+    cuts=st.lists(st.integers(0, 40), max_size=6),
+    ticks=st.lists(st.booleans(), max_size=6),
+    duplicated=st.booleans(),
+)
+def test_a_batch_gives_what_its_observations_give_one_by_one(
+    rule_sets, events, cuts, ticks, duplicated
+):
+    """Feeding observations a batch at a time gives the transitions, drops and state that feeding them one by one gives."""
+    rules = rule_sets(BATCHED)
+    if duplicated:
+        events = [e for event in events for e in (event, event)]
+    bounds = sorted({0, len(events), *(cut for cut in cuts if cut <= len(events))})
+    one_drops, batch_drops = [], []
+    one = engine.Engine(rules, on_drop=lambda *drop: one_drops.append(drop))
+    batched = engine.Engine(rules, on_drop=lambda *drop: batch_drops.append(drop))
+    one_out, batch_out = [], []
+    for number, (start, end) in enumerate(itertools.pairwise(bounds)):
+        for event in events[start:end]:
+            one_out += one.observe(event)
+        batch_out += batched.observe_batch(events[start:end])
+        if number < len(ticks) and ticks[number] and end:
+            now = events[end - 1].at + timedelta(seconds=45)
+            one_out += one.tick(now)
+            batch_out += batched.tick(now)
+        assert batch_out == one_out
+        assert batch_drops == one_drops
+        assert engine_state(batched) == engine_state(one)
+    assert len(one_out) == len({(t.episode, t.kind) for t in one_out})
