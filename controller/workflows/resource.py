@@ -45,6 +45,10 @@ answered as soon as the answer was sent)."""
 _CONFIRM_WITHIN = timedelta(minutes=1)
 """A remediation reports the end of its approval step at once; past this, answer anyway."""
 
+EARLY_PROGRESS_PATCH = "homeostat-early-progress"
+"""Patch id: progress a remediation reports before its start resolved here is kept (histories
+before dropped it: the resource never showed the approval its first step awaited)."""
+
 
 @workflow.defn(name=contract.RESOURCE_WORKFLOW)
 class ResourceWorkflow:
@@ -62,6 +66,10 @@ class ResourceWorkflow:
         self._results: deque[rio.RemediationResult] = deque()
         self._signals = 0
         self._poked = False
+        self._starting: str | None = None
+        """The episode whose remediation is being started (its start not yet resolved)."""
+        self._early: list[rio.Progress] = []
+        """What that remediation reported before its start resolved, in order."""
         self._watchers: set[asyncio.Task[None]] = set()
         self._alarm: asyncio.Task[None] | None = None
         self._alarm_at: datetime | None = None
@@ -198,7 +206,12 @@ class ResourceWorkflow:
     def remediation_progress(self, progress: rio.Progress) -> None:
         """The running remediation's phase changed."""
         self._signals += 1
-        self._ledger.set_running_progress(progress)
+        if progress.episode == self._starting:
+            # The child's first report can share an activation with its start, and the
+            # SDK runs signal handlers first: the running record does not exist yet.
+            self._early.append(progress)
+        else:
+            self._ledger.set_running_progress(progress)
         self._poked = True
 
     @workflow.signal(name=contract.SIGNAL_REMEDIATION_FINISHED)
@@ -268,6 +281,7 @@ class ResourceWorkflow:
             report_to=workflow.info().workflow_id,
             scaler=book.scaler,
         )
+        self._starting = record.episode
         try:
             handle = await workflow.start_child_workflow(
                 contract.REMEDIATION_WORKFLOW,
@@ -279,6 +293,7 @@ class ResourceWorkflow:
                 search_attributes=effects.child_attributes(book.resource, record),
             )
         except exceptions.WorkflowAlreadyStartedError:
+            self._starting, self._early = None, []
             note = "already remediated by an earlier run (its remediation workflow exists)"
             book.update(replace(record, status=io.EpisodeStatus.DONE, note=note))
             return
@@ -301,6 +316,10 @@ class ResourceWorkflow:
             cooldown=plan.cooldown,
         )
         book.update(replace(record, status=io.EpisodeStatus.RUNNING, note=refusal))
+        early, self._starting, self._early = self._early, None, []
+        if early and workflow.patched(EARLY_PROGRESS_PATCH):
+            for progress in early:
+                book.set_running_progress(progress)
         watcher = asyncio.create_task(self._watch(handle))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
