@@ -37,11 +37,12 @@ BASE = datetime(2026, 1, 1, tzinfo=UTC)
 
 @dataclass
 class Call:
-    """One activity call: its name, its input, and the attempt number."""
+    """One activity call: its name, its input, the attempt number and its start-to-close timeout."""
 
     name: str
     arg: Any
     attempt: int
+    timeout: timedelta | None = None
 
 
 @dataclass
@@ -88,7 +89,10 @@ class FakeActivities:
         ]
 
     def _record(self, name: str, arg: Any) -> None:
-        self.calls.append(Call(name=name, arg=arg, attempt=activity.info().attempt))
+        info = activity.info()
+        self.calls.append(
+            Call(name=name, arg=arg, attempt=info.attempt, timeout=info.start_to_close_timeout)
+        )
 
     def activities(self) -> list[Callable[..., Any]]:
         """Every activity, to register on a worker."""
@@ -254,13 +258,22 @@ async def worker(
             _started.clear()
 
 
-async def terminate_started(client: Client) -> None:
+async def terminate_started(client: Client, *episodes: transitions.Transition) -> None:
     """Terminate every workflow ``send`` started (or whose episode it sent), if still open.
 
-    Each is first let finish its workflow task in flight: the time-skipping server never
-    releases the time lock of a task whose workflow was terminated while it ran.
+    With ``episodes``, only their resource and remediation workflows. Each is first let
+    finish its workflow task in flight: the time-skipping server never releases the time
+    lock of a task whose workflow was terminated while it ran.
     """
-    for workflow_id in sorted(_started):
+    chosen = {
+        workflow_id
+        for episode in episodes
+        for workflow_id in (
+            resources.resource_workflow_id(episode.resource),
+            resources.remediation_workflow_id(episode.episode),
+        )
+    }
+    for workflow_id in sorted(chosen or _started):
         handle = client.get_workflow_handle(workflow_id)
         try:
             for _ in range(100):
@@ -273,7 +286,10 @@ async def terminate_started(client: Client) -> None:
                 await asyncio.sleep(0.05)
         except RPCError:
             pass
-    _started.clear()
+    if chosen:
+        _started.difference_update(chosen)
+    else:
+        _started.clear()
 
 
 def fired(

@@ -49,6 +49,8 @@ async def test_load_plan_and_page_resolve_take_their_timeouts_from_the_settings(
     await send(ts.client, resolved(episode), task_queue=ts.task_queue, options=options)
     await until(ts.client, resource, lambda s: s.phase is io.Phase.HEALTHY)
     assert len(ts.acts.named(aio.PAGE_RESOLVE, resource)) == 1
+    # load_plan is a local activity: its timeout is in no history event, only in its call.
+    loads = [call.timeout for call in ts.acts.named(aio.LOAD_PLAN) if call.arg.name == plan]
+    assert loads == [timedelta(seconds=7)]
     timeouts = await _scheduled_timeouts(ts.client, resource)
-    assert timeouts[aio.LOAD_PLAN] == [timedelta(seconds=7)]
     assert timeouts[aio.PAGE_RESOLVE] == [timedelta(seconds=13)]
