@@ -153,14 +153,11 @@ class Decoder:
                 raise errors.PayloadError(field, f"epoch time out of range: {stamp}") from None
         else:
             at = parse_time(stamp, field=field)
+        labels = {key: value for key, value in event.items() if type(value) is str}
+        if type(stamp) is str:
+            del labels[field]  # the time is not a label (``decode``)
         return observations.Observation(
-            source=self._source,
-            stream=stream,
-            at=at,
-            labels={
-                key: value for key, value in event.items() if type(value) is str and key != field
-            },
-            body=event,
+            source=self._source, stream=stream, at=at, labels=labels, body=event
         )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib.machinery
 import importlib.util
+import operator
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -318,11 +319,12 @@ def _label_check(name: str, op: str, literal: str) -> FastPath:
 
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
 }
+"""The comparisons, as built-in functions: cheaper to call than a Python function."""
 
 
 def _body_check(path: tuple[str, ...], op: str, literal: str) -> FastPath:
