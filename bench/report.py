@@ -191,6 +191,7 @@ def markdown(results: list[dict[str, Any]], run: dict[str, Any]) -> str:
             f"Load average at the start of the run: {_load(run['load_average_at_start'])}; "
             f"at its end: {_load(run['load_average_at_end'])}."
         ),
+        *_reruns(run),
         "",
         "| benchmark | targets met | load at its start |",
         "| --- | ---: | --- |",
@@ -221,6 +222,23 @@ def markdown(results: list[dict[str, Any]], run: dict[str, Any]) -> str:
         for note in result["notes"]:
             lines += ["", note]
     return "\n".join(lines) + "\n"
+
+
+def _reruns(run: dict[str, Any]) -> list[str]:
+    """A paragraph naming the benchmarks run again alone after the run (``run.py --only``)."""
+    reruns = run.get("reruns", [])
+    if not reruns:
+        return []
+    parts = [
+        f"{', '.join(f'`{name}`' for name in rerun['names'])} ({rerun['started']} to "
+        f"{rerun['finished']}, load at its start {_load(rerun['load_average_at_start'])})"
+        for rerun in reruns
+    ]
+    return [
+        "",
+        "Run again alone since, after changes to what they measure (`bench/run.py --only`; "
+        "each one's peer measured again with it): " + "; ".join(parts) + ".",
+    ]
 
 
 def _load(values: list[float]) -> str:

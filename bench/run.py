@@ -7,7 +7,7 @@ their own under ``.bench-peers/``. ``--quick`` runs smaller workloads, for tryin
 harness, not for the record.
 
     python bench/run.py                       # everything, as make bench does
-    python bench/run.py --only latency growth
+    python bench/run.py --only latency growth     # again; the rest stay the last full run's
     python bench/run.py --quick --only kafka_ingest
 """
 
@@ -61,6 +61,36 @@ def wait_for_quiet(limit: float, patience: float) -> None:
         time.sleep(30)
 
 
+def merged(
+    times: dict[str, dict[str, object]], run: dict[str, object], names: list[str]
+) -> tuple[dict[str, dict[str, object]], dict[str, object]]:
+    """Some benchmarks run again alone: the last full run's record, with these as re-runs.
+
+    The other benchmarks' results stay as that run wrote them; the report names the
+    re-run ones, when they ran and under what load.
+    """
+    times_file = record.RESULTS / "times.json"
+    report_file = record.RESULTS / "REPORT.json"
+    if not report_file.exists():
+        return times, run
+    kept = json.loads(report_file.read_text())
+    previous = json.loads(times_file.read_text()) if times_file.exists() else {}
+    rerun = {
+        "names": names,
+        "started": run["started"],
+        "finished": run["finished"],
+        "load_average_at_start": run["load_average_at_start"],
+    }
+    earlier = [
+        {**entry, "names": [name for name in entry["names"] if name not in names]}
+        for entry in kept.get("reruns", [])
+    ]
+    whole = {key: kept.get(key, value) for key, value in run.items() if key != "failed"}
+    whole["failed"] = sorted((set(kept.get("failed", [])) - set(names)) | set(run["failed"]))
+    whole["reruns"] = [entry for entry in earlier if entry["names"]] + [rerun]
+    return {**previous, **times}, whole
+
+
 def main() -> None:
     """Run the benchmarks asked for, then write the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -91,7 +121,6 @@ def main() -> None:
         print(f"== {name}: exit {completed.returncode} in {time.monotonic() - began:.0f} s")
         if completed.returncode != 0:
             failed.append(name)
-    (record.RESULTS / "times.json").write_text(json.dumps(times, indent=2) + "\n")
     run = {
         "started": started,
         "finished": record.now(),
@@ -101,6 +130,9 @@ def main() -> None:
         "quick": options.quick,
         "failed": failed,
     }
+    if set(options.only) != set(FULL):
+        times, run = merged(times, run, sorted(options.only))
+    (record.RESULTS / "times.json").write_text(json.dumps(times, indent=2) + "\n")
     for path in report.write(record.RESULTS, run):
         print(path)
     if failed:
