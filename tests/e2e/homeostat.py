@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from harness import processes
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from controller import service, settings
 from controller.domain import contract, resources
@@ -68,7 +69,26 @@ async def running(config: settings.Settings) -> AsyncIterator[service.Endpoints]
         yield ready.result()
     finally:
         stop.set()
-        await asyncio.wait_for(task, 60)
+        try:
+            await asyncio.wait_for(task, 60)
+        finally:
+            await end_open_workflows(config)
+
+
+async def end_open_workflows(config: settings.Settings) -> None:
+    """Terminate the workflows still open on the test's task queue, whose worker has stopped.
+
+    Resource workflows outlive the test that started them. Left open on a task queue nobody
+    serves, one would take the next test's transitions for the same resource key (the
+    session shares one Temporal server) and never act on them.
+    """
+    assert config.temporal.address is not None
+    temporal = await Client.connect(config.temporal.address, namespace=config.temporal.namespace)
+    query = f"TaskQueue = '{config.temporal.task_queue}' AND ExecutionStatus = 'Running'"
+    async for execution in temporal.list_workflows(query):
+        handle = temporal.get_workflow_handle(execution.id, run_id=execution.run_id)
+        with contextlib.suppress(RPCError):
+            await handle.terminate("the test that started it is over")
 
 
 async def client(address: str) -> Client:
