@@ -116,7 +116,7 @@ class Backoff:
 _TOO_LARGE = ("larger than max", "too large", "exceeds limit", "size exceeds")
 """Words of Temporal's and gRPC's size refusals (checked lower-case)."""
 _OVERHEAD_BYTES = 1024
-"""A transition's encoded size besides its labels and annotations, generously."""
+"""A transition's encoded size besides its labels, annotations and groups, generously."""
 _ESCAPED = 6
 """Bytes one character can take in JSON (``\u0000``)."""
 
@@ -181,6 +181,9 @@ def estimated_bytes(transition: transitions.Transition) -> int:
     """An upper bound of ``transition``'s size in a Temporal payload (JSON, worst case)."""
     characters = sum(len(name) + len(value) for name, value in transition.labels.items())
     characters += sum(len(name) + len(text) for name, text in transition.annotations.items())
+    characters += sum(
+        len(name) + len(text) + 2 for group in transition.groups for name, text in group
+    )
     return _OVERHEAD_BYTES + _ESCAPED * characters
 
 

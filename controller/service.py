@@ -266,6 +266,8 @@ def _build_app(
 
     readiness["rules"] = rules_loaded
     readiness["dispatch"] = ingest.dispatch_problem
+    if ingest.seeder is not None:
+        readiness["episodes"] = ingest.seed_problem
     app = server.create_app(
         metrics=metrics,
         readiness=readiness,

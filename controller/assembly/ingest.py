@@ -7,6 +7,7 @@ ticker, rule-file watcher) and stops them in order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,10 +28,12 @@ from controller.ingest import (
     kafka,
     pipeline,
     prometheus,
+    seeding,
     supervision,
     webhooks,
 )
 from controller.observability import metrics as metrics_module
+from controller.operations import open_episodes
 from controller.plans import bundle
 from controller.plans import spec as plans_spec
 from controller.plans import watcher as watcher_module
@@ -118,6 +121,12 @@ class Ingest:
     _assignment_thread: tuple[threading.Thread, threading.Event] | None = None
     rules_problem: str | None = None
     """Why the rule set on disk is not the one in force (``None`` when it is): /readyz."""
+    seeder: seeding.Seeder | None = None
+    """Seeds the engine with the open episodes of webhook rules (``webhooks.mode: direct``)."""
+
+    async def seed_problem(self) -> str | None:
+        """Why webhook events wait for the engine to be seeded (a readiness check)."""
+        return self.seeder.problem if self.seeder is not None else None
 
     async def dispatch_problem(self) -> str | None:
         """Why hand-offs to Temporal stall (a readiness check); ``None`` while they flow."""
@@ -132,7 +141,9 @@ class Ingest:
         )
 
     async def start(self) -> None:
-        """Start the ticker, the watcher, the Prometheus poller and the Kafka consumer."""
+        """Start the seeder, ticker, watcher, Prometheus poller and Kafka consumer."""
+        if self.seeder is not None:
+            self._tasks.append(asyncio.create_task(self.seeder.run(), name="episode seeder"))
         if self.assignment is not None:
             self._assignment_thread = assignment_module.start_thread(self.assignment)
         self._tasks.append(asyncio.create_task(self._tick(), name="engine ticker"))
@@ -320,6 +331,16 @@ def build_ingest(
         ),
     )
     metrics.watch_engine(engine)
+    seeder = None
+    if settings.webhooks.mode is settings_module.WebhooksMode.DIRECT:
+        # Webhook and GitLab rules have nothing to rebuild from: their open episodes are
+        # read back from Temporal (in kafka mode, the forwarded topic is re-read instead).
+        seeder = seeding.Seeder(
+            read=functools.partial(open_episodes.read, client),
+            engine=engine,
+            clock=clock,
+            counter=metrics.seeded_episodes,
+        )
     dispatcher = dispatch.Dispatcher(
         values.temporal_sender(
             client, settings.temporal.task_queue, options=values.resource_options(settings)
@@ -334,6 +355,7 @@ def build_ingest(
         metrics=metrics,
         clock=clock,
         limits=values.admission_limits(settings),
+        hold=seeder.hold if seeder is not None else None,
     )
     forwarder = webhook_forwarder(settings, engine)
     router = webhooks.build_router(
@@ -372,6 +394,7 @@ def build_ingest(
         poller=poller,
         assignment=ownership if poller is not None else None,
         forwarder=forwarder,
+        seeder=seeder,
     )
 
 

@@ -41,6 +41,9 @@ def episode_id(
     return resources.EpisodeId(f"{rule}/{resource}/{stamp}")
 
 
+GroupValues = tuple[tuple[str, str], ...]
+"""One condition of an episode on its resource: the ``group_by`` labels' (name, value) pairs."""
+
 DROPPED_LABELS = "homeostat_dropped_labels"
 """The label that says how many labels a transition left out (``Bounds.max_labels``)."""
 
@@ -114,6 +117,10 @@ class Transition:
         labels: the labels of the firing series or event, after the rule's own labels.
         annotations: rendered annotations (summary, description, runbook_url ...).
         revision: the rule set's revision (content hash, and git commit when known).
+        groups: ``fired`` of a rule with ``group_by``: the conditions that started the
+            episode, each by its ``group_by`` values (bounded like labels). The resource
+            workflow keeps them in its memo, so a restarted engine knows which conditions
+            the all-clear must clear (``OpenEpisode``).
     """
 
     kind: TransitionKind
@@ -127,6 +134,7 @@ class Transition:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     revision: str = ""
+    groups: tuple[GroupValues, ...] = ()
 
     @property
     def transition_id(self) -> str:
@@ -139,3 +147,25 @@ class TransitionBatch:
     """Transitions for one resource, oldest first: the argument of the ``transitions`` signal."""
 
     transitions: tuple[Transition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenEpisode:
+    """An episode its resource workflow holds open, as the rules engine is seeded with it.
+
+    A restarted engine has no state for the conditions of webhook and GitLab rules (no
+    topic to re-read): it takes these from Temporal instead (``Engine.seed``).
+
+    Attributes:
+        rule: the rule that fired.
+        resource: the resource the episode is about.
+        episode: the episode's id.
+        started_at: when it started firing.
+        groups: the conditions that started it, by ``group_by`` values (``Transition.groups``).
+    """
+
+    rule: str
+    resource: resources.ResourceKey
+    episode: resources.EpisodeId
+    started_at: datetime
+    groups: tuple[GroupValues, ...] = ()

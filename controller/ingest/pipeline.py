@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -51,6 +51,15 @@ class Engine(Protocol):
 
     def revert(self, refused: Sequence[transitions.Transition]) -> None:
         """Undo the episodes whose ``fired`` Temporal refused."""
+
+
+class Hold(Protocol):
+    """Waits until a batch may enter the engine (``seeding.Seeder.hold`` fits)."""
+
+    def __call__(
+        self, batch: Sequence[observations.Observation], *, deadline: timedelta | None
+    ) -> Awaitable[None]:
+        """Return once ``batch`` may be evaluated; raise when it may not within ``deadline``."""
 
 
 class Counters(Protocol):
@@ -108,6 +117,7 @@ class Pipeline:
         metrics: Counters | None = None,
         clock: Callable[[], datetime] | None = None,
         limits: admission.Limits | None = None,
+        hold: Hold | None = None,
     ) -> None:
         """Wire ``engine`` to ``dispatcher``.
 
@@ -118,12 +128,16 @@ class Pipeline:
             clock: the receive time of what ``ingest`` admits; without one nothing is
                 checked against it.
             limits: what may enter the engine.
+            hold: awaited with each admitted batch and its ``deadline`` before the
+                engine sees it (``seeding.Seeder.hold``: webhook events wait until the
+                engine is seeded with the open episodes).
         """
         self.engine = engine
         self.dispatcher = dispatcher
         self._metrics = metrics
         self._clock = clock
         self.limits = limits or admission.Limits()
+        self._hold = hold
         self._unsettled: set[asyncio.Future[None]] = set()
         """One per ``send`` whose transitions are not all accepted (or refused) yet."""
 
@@ -200,10 +214,13 @@ class Pipeline:
 
         Raises:
             errors.PayloadError: an observation may not enter (see ``admit``).
-            dispatch.DispatchError: not handed off (see ``Dispatcher.dispatch``).
+            dispatch.DispatchError: not handed off (see ``Dispatcher.dispatch``); or,
+                ``DispatchTimeoutError``, held beyond ``deadline`` (see ``hold``).
         """
         if not admitted:
             self.admit(batch)
+        if self._hold is not None:
+            await self._hold(batch, deadline=deadline)
         before = collections.Counter(self.engine.stats) if dropped is not None else None
         found = self.evaluate(batch)
         if dropped is not None and before is not None:

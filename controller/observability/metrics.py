@@ -150,6 +150,8 @@ class Metrics:
     approvals_pending: prometheus_client.Gauge
     open_episodes: prometheus_client.Gauge
     operator_actions: prometheus_client.Counter
+    # Added with issue 9: the rules engine seeded from Temporal at start.
+    seeded_episodes: prometheus_client.Counter
     engine: _EngineCollector = field(default_factory=_EngineCollector)
 
     def watch_engine(self, engine: EngineView) -> None:
@@ -370,6 +372,13 @@ def create(registry: prometheus_client.CollectorRegistry | None = None) -> Metri
             "stale, unlisted_user, malformed, error).",
             ["action", "channel", "outcome"],
             registry=reg,
+        ),
+        seeded_episodes=_counter(
+            reg,
+            "homeostat_seeded_episodes",
+            "Open episodes read from Temporal when ingest started, by outcome: seeded, "
+            "unknown_rule, other_source, known, no_groups, unlisted (not seeded), error.",
+            ["outcome"],
         ),
     )
     reg.register(metrics.engine)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import collections
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from controller.rules import (
     model,
     reports,
     runtimes,
+    seeding,
     templates,
     windows,
 )
@@ -360,6 +361,37 @@ class Engine:
         for runtime in self._runtimes.values():
             out += runtime.episodes.advance(now)
         return out
+
+    def seed(
+        self,
+        found: Iterable[transitions.OpenEpisode],
+        *,
+        at: datetime,
+        sources: Collection[observations.SourceKind],
+    ) -> collections.Counter[seeding.Outcome]:
+        """Take up episodes their resource workflows hold open; nothing is sent.
+
+        Only episodes of event rules in force that read one of ``sources`` are taken up
+        (the sources with nothing to rebuild state from), each as firing conditions
+        confirmed at ``at`` (see ``rules.seeding``); state the engine already has stands.
+
+        Returns:
+            How many episodes had each outcome.
+        """
+        if at.tzinfo is None:
+            raise ValueError("times must be timezone-aware")
+        outcomes: collections.Counter[seeding.Outcome] = collections.Counter()
+        for episode in found:
+            runtime = self._runtimes.get(episode.rule)
+            if runtime is None:
+                outcomes[seeding.Outcome.UNKNOWN_RULE] += 1
+            elif runtime.rule.family is not model.Family.EVENT or (
+                runtime.rule.source not in sources
+            ):
+                outcomes[seeding.Outcome.OTHER_SOURCE] += 1
+            else:
+                outcomes[seeding.take_up(runtime, episode, at=at)] += 1
+        return outcomes
 
     def revert(self, refused: Iterable[transitions.Transition]) -> None:
         """Undo the ``fired`` transitions in ``refused``: Temporal refused their hand-off.

@@ -105,6 +105,28 @@ class Episodes:
             return []
         return self.close(change.resource, change.at)
 
+    def holds(self, resource: resources.ResourceKey) -> bool:
+        """Whether ``resource`` has an open episode, or one held back by the cooldown."""
+        return resource in self.open or resource in self._held
+
+    def seed(self, episode: transitions.OpenEpisode, members: set[alerts.AlertKey]) -> None:
+        """Take up ``episode``, open in its resource workflow, as already announced.
+
+        Nothing is sent: the workflow has it. Its labels and annotations are not known
+        (the workflow keeps them); its ``resolved`` carries ``alertname`` only.
+        """
+        self.open[episode.resource] = Episode(
+            id=episode.episode,
+            resource=episode.resource,
+            started_at=episode.started_at,
+            labels={"alertname": self.rule.name},
+            annotations={},
+            members=set(members),
+            announced=True,
+        )
+        if self.rule.cooldown:
+            self._last_start[episode.resource] = episode.started_at
+
     def forget(self, episode_id: resources.EpisodeId) -> set[alerts.AlertKey]:
         """Undo the start of ``episode_id`` (its ``fired`` was refused); its alerts' keys.
 
@@ -189,9 +211,23 @@ class Episodes:
         episode.announced = True
         return [self._transition(episode, transitions.TransitionKind.FIRED, at)]
 
+    def _groups(self, episode: Episode) -> tuple[transitions.GroupValues, ...]:
+        """The ``group_by`` values of an event rule's episode's conditions, bounded like labels.
+
+        An event condition's key is its resource, then its ``group_by`` values.
+        """
+        if not self.rule.group_by or self.rule.family is not model.Family.EVENT:
+            return ()
+        value = self._bounds.value
+        found = sorted(
+            tuple((name, value(text)) for name, text in key[1:]) for key in episode.members
+        )
+        return tuple(found[: self._bounds.max_labels])
+
     def _transition(
         self, episode: Episode, kind: transitions.TransitionKind, at: datetime
     ) -> transitions.Transition:
+        fired = kind is transitions.TransitionKind.FIRED
         return transitions.Transition(
             kind=kind,
             rule=self.rule.name,
@@ -204,4 +240,5 @@ class Episodes:
             labels=dict(episode.labels),
             annotations=dict(episode.annotations),
             revision=self.revision,
+            groups=self._groups(episode) if fired else (),
         )

@@ -29,6 +29,10 @@ class CountWindow:
         """Count one qualifying event at ``at`` (events arrive in time order)."""
         self._times.append(at)
 
+    def fill(self, at: datetime) -> None:
+        """Count the window as just met at ``at`` (a condition taken up as firing)."""
+        self._times.extend([at] * self._spec.threshold)
+
     def truth(self, at: datetime) -> tuple[bool, datetime | None]:
         """Whether the window holds at ``at``, and the last instant it holds without news."""
         if len(self._times) < self._spec.threshold:
@@ -54,6 +58,10 @@ class CorrelationWindow:
     def add(self, index: int, at: datetime) -> None:
         """Condition ``index`` matched an event at ``at``."""
         self._last[index] = at
+
+    def fill(self, at: datetime) -> None:
+        """Count every condition as matched at ``at`` (a correlation taken up as firing)."""
+        self._last = [at] * len(self._last)
 
     def truth(self, at: datetime) -> tuple[bool, datetime | None]:
         """Whether the correlation holds at ``at``, and the last instant it holds without news."""

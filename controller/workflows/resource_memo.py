@@ -11,6 +11,12 @@ Each upsert is a history event, so the workflow upserts only when the memo chang
 the memo leaves out what changes with every transition (the dedupe window, counters).
 Workflows started before the memo existed replay unchanged: the upsert sits behind
 ``workflow.patched(MEMO_PATCH)``.
+
+Ingest reads the open episodes back from here when it starts (``operations.open_episodes``):
+rule, episode id and start, and the ``group_by`` values of the conditions that started it
+(``groups``). ``groups`` needs no patch: it is copied from the ``fired`` transition, which
+is fixed for the episode's life, so the memo changes (and is upserted) exactly when it did
+before; histories whose transitions have no ``groups`` build the memo they recorded.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Final
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from controller.domain import resources
+    from controller.domain import resources, transitions
     from controller.workflows import remediation_io
     from controller.workflows import resource_io as io
 
@@ -52,6 +58,8 @@ class MemoEpisode:
         outcome: how its remediation ended, once it did.
         note: why it was not remediated, or what went wrong (cut short).
         merged_into: the episode whose remediation covers it.
+        groups: the conditions that started it, by ``group_by`` values (rules with
+            ``group_by`` only): a restarted rules engine takes the episode up with them.
     """
 
     episode: resources.EpisodeId
@@ -64,6 +72,7 @@ class MemoEpisode:
     outcome: remediation_io.Outcome | None = None
     note: str = ""
     merged_into: resources.EpisodeId | None = None
+    groups: tuple[transitions.GroupValues, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,6 +158,7 @@ def _episode(record: io.EpisodeRecord) -> MemoEpisode:
         outcome=record.outcome,
         note=_short(record.note),
         merged_into=record.merged_into,
+        groups=fired.groups,
     )
 
 

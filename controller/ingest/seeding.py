@@ -1,0 +1,176 @@
+"""At start, seed the rules engine with the episodes Temporal holds open; hold webhooks until then.
+
+In ``webhooks.mode: direct`` the state of webhook and GitLab rules lives only in this
+process: nothing can be read back after a restart (Kafka rules re-read their topics,
+Prometheus rules query their past). The resource workflows know which episodes are open,
+so ``Seeder.run`` reads them from Temporal's visibility (the workflows' memos) and hands
+them to the engine (``Engine.seed``) before any event of those sources is evaluated:
+an all-clear then resolves the episode fired before the restart, and a repeated failure
+continues it instead of starting a second one.
+
+Until the read succeeds (Temporal may be down when Homeostat starts), ``Seeder.hold``
+keeps webhook and GitLab observations out of the engine: their request waits up to its
+deadline and is answered 503, like any request whose transitions Temporal cannot take;
+``problem`` says why in ``/readyz``. Other sources go on. The read is tried again, every
+``RETRY_MAX`` at most, until it succeeds. A defect in reading gives up seeding (logged,
+counted as ``error``) rather than holding webhooks for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import structlog
+
+from controller import dispatch, errors
+from controller.domain import durations, observations, transitions
+
+log = structlog.get_logger(__name__)
+
+SOURCES = frozenset({observations.SourceKind.WEBHOOK, observations.SourceKind.GITLAB})
+"""The sources with nothing to rebuild from (in ``webhooks.mode: direct``)."""
+RETRY_FIRST = timedelta(milliseconds=500)
+RETRY_MAX = timedelta(seconds=2)
+
+
+class Found(Protocol):
+    """What a read found (``operations.open_episodes.OpenEpisodes`` fits)."""
+
+    @property
+    def episodes(self) -> Sequence[transitions.OpenEpisode]:
+        """The unresolved episodes."""
+
+    @property
+    def resources(self) -> int:
+        """The resource workflows read."""
+
+    @property
+    def unlisted(self) -> int:
+        """Open episodes counted but not listed (not seeded)."""
+
+
+Reader = Callable[[], Awaitable[Found]]
+"""Reads the open episodes from Temporal; raises ``errors.DependencyError`` when it cannot."""
+
+
+class Engine(Protocol):
+    """What seeding needs of the rules engine (``rules.engine.Engine`` fits)."""
+
+    def seed(
+        self,
+        found: Sequence[transitions.OpenEpisode],
+        *,
+        at: datetime,
+        sources: Collection[observations.SourceKind],
+    ) -> Mapping[Any, int]:
+        """Take up the episodes; how many had each outcome."""
+
+
+class Seeder:
+    """Reads the open episodes once, seeds the engine, then lets held observations through."""
+
+    def __init__(
+        self,
+        *,
+        read: Reader,
+        engine: Engine,
+        clock: Callable[[], datetime],
+        counter: Any = None,
+        sources: frozenset[observations.SourceKind] = SOURCES,
+    ) -> None:
+        """Seed ``engine`` with what ``read`` finds, at ``clock()``.
+
+        Args:
+            read: reads the open episodes from Temporal.
+            engine: the rules engine.
+            clock: the seed time (staleness of seeded conditions runs from it).
+            counter: counts episodes by outcome (``homeostat_seeded_episodes_total``).
+            sources: the observations held until the engine is seeded.
+        """
+        self._read = read
+        self._engine = engine
+        self._clock = clock
+        self._counter = counter
+        self._sources = sources
+        self._done = asyncio.Event()
+        self.problem: str | None = "reading the open episodes of webhook rules from Temporal"
+        """Why webhook events are held (``/readyz``); ``None`` once seeded."""
+
+    @property
+    def done(self) -> bool:
+        """Whether seeding is over (held observations go through)."""
+        return self._done.is_set()
+
+    async def run(self) -> None:
+        """Read until Temporal answers, seed the engine, release what was held."""
+        try:
+            self._seed(await self._read_until_answered())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a defect must not hold webhooks for good
+            self._count("error", 1)
+            log.exception("episodes_not_seeded", error=repr(exc))
+        self.problem = None
+        self._done.set()
+
+    async def _read_until_answered(self) -> Found:
+        pause = RETRY_FIRST
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._read()
+            except errors.DependencyError as exc:
+                self.problem = (
+                    "webhook and GitLab events wait until the open episodes are read from "
+                    f"Temporal: {exc} (attempt {attempt}; retrying every "
+                    f"{durations.format_duration(RETRY_MAX)} or less)"
+                )
+                log.warning("episodes_not_read", error=str(exc), attempt=attempt)
+            await asyncio.sleep(pause.total_seconds())
+            pause = min(pause * 2, RETRY_MAX)
+
+    def _seed(self, found: Found) -> None:
+        outcomes = self._engine.seed(found.episodes, at=self._clock(), sources=self._sources)
+        for outcome, count in outcomes.items():
+            self._count(str(outcome), count)
+        if found.unlisted:
+            self._count("unlisted", found.unlisted)
+            log.warning(
+                "episodes_unlisted",
+                count=found.unlisted,
+                detail="resource memos list their 20 newest open episodes; older ones are "
+                "not taken up",
+            )
+        log.info(
+            "episodes_seeded",
+            resources=found.resources,
+            **{str(outcome): count for outcome, count in outcomes.items()},
+        )
+
+    def _count(self, outcome: str, count: int) -> None:
+        if self._counter is not None and count:
+            self._counter.labels(outcome=outcome).inc(count)
+
+    async def hold(
+        self, batch: Sequence[observations.Observation], *, deadline: timedelta | None
+    ) -> None:
+        """Wait until seeding is over if ``batch`` holds an observation of a held source.
+
+        Raises:
+            dispatch.DispatchTimeoutError: not over within ``deadline``; nothing was
+                evaluated (a webhook answers 503 and its sender retries).
+        """
+        if self._done.is_set() or not any(item.source in self._sources for item in batch):
+            return
+        timeout = deadline.total_seconds() if deadline is not None else None
+        try:
+            await asyncio.wait_for(self._done.wait(), timeout)
+        except TimeoutError:
+            raise dispatch.DispatchTimeoutError(
+                "the open episodes of webhook rules are still being read from Temporal; "
+                "nothing was evaluated, retry"
+            ) from None
