@@ -41,6 +41,8 @@ EPISODES_KEPT: Final = 20
 """Open episodes listed in the memo, newest first; ``open_episodes`` counts them all."""
 OUTCOMES_KEPT: Final = 5
 NOTE_CHARS: Final = 300
+GROUPS_CHARS: Final = 1024
+"""Characters of ``group_by`` names and values an episode keeps in the memo (memos stay small)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,7 +61,8 @@ class MemoEpisode:
         note: why it was not remediated, or what went wrong (cut short).
         merged_into: the episode whose remediation covers it.
         groups: the conditions that started it, by ``group_by`` values (rules with
-            ``group_by`` only): a restarted rules engine takes the episode up with them.
+            ``group_by`` only; as many as fit in ``GROUPS_CHARS``): a restarted rules
+            engine takes the episode up with them.
     """
 
     episode: resources.EpisodeId
@@ -145,6 +148,19 @@ def _short(text: str) -> str:
     return text if len(text) <= NOTE_CHARS else text[: NOTE_CHARS - 1] + "…"
 
 
+def _groups(groups: tuple[transitions.GroupValues, ...]) -> tuple[transitions.GroupValues, ...]:
+    """The first conditions whose names and values fit in ``GROUPS_CHARS`` together."""
+    kept: list[transitions.GroupValues] = []
+    room = GROUPS_CHARS
+    for group in groups:
+        size = sum(len(name) + len(value) for name, value in group)
+        if size > room:
+            break
+        room -= size
+        kept.append(group)
+    return tuple(kept)
+
+
 def _episode(record: io.EpisodeRecord) -> MemoEpisode:
     fired = record.fired
     return MemoEpisode(
@@ -158,7 +174,7 @@ def _episode(record: io.EpisodeRecord) -> MemoEpisode:
         outcome=record.outcome,
         note=_short(record.note),
         merged_into=record.merged_into,
-        groups=fired.groups,
+        groups=_groups(fired.groups),
     )
 
 

@@ -25,11 +25,15 @@ async def _open_of(client, resource, *, count):
 
 
 async def test_visibility_lists_the_unresolved_episodes_with_their_conditions(dev_client):
-    """A workflow's open episode is read back with its rule, id, start and group_by values, without a query; once resolved it is no longer listed."""
+    """A workflow's open episode is read back with its rule, id, start and the group_by values that fit in the memo, without a query; once resolved it is no longer listed."""
     resource = f"app/shop-{uuid.uuid4().hex[:6]}"
     crashing = dataclasses.replace(
         fired(resource, plan=None, rule="PodCrashing"),
-        groups=((("namespace", "prod"),), (("namespace", "staging"),)),
+        groups=(
+            (("namespace", "prod"),),
+            (("namespace", "staging"),),
+            (("namespace", "x" * resource_memo.GROUPS_CHARS),),
+        ),
     )
     async with worker(dev_client, FakeActivities()) as running:
         await send(dev_client, crashing, task_queue=running.task_queue)
@@ -41,7 +45,7 @@ async def test_visibility_lists_the_unresolved_episodes_with_their_conditions(de
                 resource=crashing.resource,
                 episode=crashing.episode,
                 started_at=crashing.started_at,
-                groups=crashing.groups,
+                groups=crashing.groups[:2],
             )
         ]
         await send(dev_client, resolved(crashing), task_queue=running.task_queue)
