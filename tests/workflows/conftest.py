@@ -38,7 +38,7 @@ async def tmpfs_dev_client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIte
     """A dev server of its own with its SQLite file in memory (/dev/shm), for volume tests.
 
     Same binary and features as the session's dev server; only its database skips the
-    disk, whose fsyncs (not Temporal) would otherwise set the pace of a 1,000-workflow
+    disk, whose fsyncs (not Temporal) would otherwise set the pace of a 200-resource
     test on these machines. Stopped when the module's tests are done.
     """
     shm = Path("/dev/shm")  # noqa: S108 - a tmpfs on Linux, not a shared temp dir

@@ -59,6 +59,11 @@ class FakeActivities:
     inventory: tuple[str, ...] = ("h1", "h2", "h3")
     failing_hosts: set[str] = field(default_factory=set)
     command_delay: float = 0.0
+    command_gate: int = 0
+    """When set, each command waits (up to a minute) until this many have run at once."""
+    commands_in_flight: int = 0
+    peak_commands: int = 0
+    """The most commands that were running at the same moment."""
     ticket_error: str = ""
     """When set, opening a ticket fails for good with this message (Jira not configured)."""
 
@@ -156,8 +161,19 @@ class FakeActivities:
     @activity.defn(name=aio.RUN_COMMAND)
     async def run_command(self, request: aio.RunCommandInput) -> aio.RunCommandOutput:
         self._record(aio.RUN_COMMAND, request)
-        if self.command_delay:
-            await asyncio.sleep(self.command_delay)
+        self.commands_in_flight += 1
+        self.peak_commands = max(self.peak_commands, self.commands_in_flight)
+        try:
+            deadline = asyncio.get_running_loop().time() + 60
+            while (
+                self.peak_commands < self.command_gate
+                and asyncio.get_running_loop().time() < deadline
+            ):
+                await asyncio.sleep(0.05)
+            if self.command_delay:
+                await asyncio.sleep(self.command_delay)
+        finally:
+            self.commands_in_flight -= 1
         code = self.command_exit.get(request.context.resource, 0)
         if code < 0:
             raise ApplicationError(

@@ -138,24 +138,27 @@ async def test_ten_thousand_transitions_to_one_resource(dev_client):
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-async def test_a_thousand_resources_remediate_concurrently(tmpfs_dev_client):
-    """1,000 resources each get an episode at once; every remediation runs and they overlap."""
-    count = 1_000
+async def test_two_hundred_resources_remediate_concurrently(tmpfs_dev_client):
+    """200 resources each get an episode at once: every remediation runs, and 50 restarts are in progress at the same moment.
+
+    Each restart waits until 50 run at once (or a minute passes), so remediations that
+    queued behind one another would show a peak of 1. The 1,000-episode figure and its
+    bottleneck are measured by bench/temporal_side.py, not here.
+    """
+    count, together = 200, 50
     acts = FakeActivities(
         plans={"bulk": make_plan("steps:\n  - {id: restart, command: [restart]}\n", name="bulk")},
-        command_delay=0.5,
+        command_gate=together,
     )
     transitions = [fired(f"bulk/node-{index:04d}", plan="bulk") for index in range(count)]
-    began = time.monotonic()
     async with worker(
-        tmpfs_dev_client, acts, max_cached_workflows=2_500, terminate=False
+        tmpfs_dev_client, acts, max_cached_workflows=2 * count + 100, terminate=False
     ) as running:
         await _paced(
             transitions,
             64,
             lambda transition: send(tmpfs_dev_client, transition, task_queue=running.task_queue),
         )
-        sent = time.monotonic() - began
         query = (
             f"WorkflowType = '{contract.REMEDIATION_WORKFLOW}' "
             "AND HomeostatResourceKind = 'bulk' AND ExecutionStatus = 'Completed'"
@@ -163,14 +166,13 @@ async def test_a_thousand_resources_remediate_concurrently(tmpfs_dev_client):
         deadline = time.monotonic() + 240
         while (done := (await tmpfs_dev_client.count_workflows(query)).count) < count:
             assert time.monotonic() < deadline, f"only {done} of {count} remediations completed"
-            await asyncio.sleep(2)
-        sample = await until(tmpfs_dev_client, "bulk/node-0999", lambda s: s.running is None)
-    elapsed = time.monotonic() - began
+            await asyncio.sleep(1)
+        last = f"bulk/node-{count - 1:04d}"
+        sample = await until(tmpfs_dev_client, last, lambda s: s.running is None)
     restarted = {call.arg.context.resource for call in acts.named(aio.RUN_COMMAND)}
     assert len(restarted) == count
     assert sample.episodes[0].outcome is rio.Outcome.SUCCEEDED
-    # 1,000 half-second restarts done one after another would take 500 s.
-    assert elapsed < 240, f"sent 1,000 in {sent:.0f} s, all remediated in {elapsed:.0f} s"
+    assert acts.peak_commands >= together, f"at most {acts.peak_commands} restarts ran at once"
 
 
 async def test_continue_as_new_keeps_a_running_remediation(dev_client):
