@@ -12,6 +12,7 @@ import prometheus_client
 import pytest
 import yaml
 from harness import prometheus
+from prometheus_client.parser import text_string_to_metric_families
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "examples"
 TOKEN = "am-e2e-token"
@@ -59,6 +60,24 @@ def _alertmanager_config(tmp_path: Path, api_url: str) -> dict:
     hook["http_config"]["authorization"]["credentials_file"] = str(token_file)
     config["route"].update(group_wait="0s", group_interval="1s", repeat_interval="1h")
     return config
+
+
+async def _all_delivered(http: httpx.AsyncClient, urls: list[str]) -> bool:
+    """Whether each Alertmanager at ``urls`` has sent a webhook notification successfully."""
+    for url in urls:
+        text = (await http.get(f"{url}/metrics")).text
+        sent = failed = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.labels.get("integration") != "webhook":
+                    continue
+                if sample.name == "alertmanager_notifications_total":
+                    sent += sample.value
+                elif sample.name == "alertmanager_notifications_failed_total":
+                    failed += sample.value
+        if sent - failed < 1:
+            return False
+    return True
 
 
 def test_documented_alertmanager_config_is_valid(tmp_path):
@@ -144,7 +163,10 @@ async def test_alert_to_episode_exactly_once_and_resolve_ends_it(
             refused = await http.post(f"{endpoints.api_url}/v1/alertmanager", content=body)
             assert refused.status_code == 401
 
-        await asyncio.sleep(3)  # both Alertmanagers have delivered by now
+            # Both Alertmanagers delivered the alert themselves, besides the replays above.
+            await homeostat.eventually(
+                lambda: _all_delivered(http, [m.url for m in managers]), timeout=45
+            )
         state = await homeostat.resource_state(temporal, "service/web")
         assert [e.fired.episode for e in state.episodes] == [episode.episode]
         assert await homeostat.runs_of(temporal, "service/web") == 1
