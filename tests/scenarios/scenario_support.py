@@ -20,16 +20,17 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from harness import inprocess
 from temporalio.client import Client
 
 from controller import service, settings
 from controller.domain import contract, durations, resources
-from controller.workflows import converter, remediation_io, resource_io
+from controller.workflows import remediation_io, resource_io
 
 REPO = Path(__file__).resolve().parents[2]
 ROUTING_KEY = "R0UT1NGKEY000000000000000SCENARI"
@@ -145,28 +146,12 @@ def load(path: Path) -> settings.Settings:
     return settings.load(path)
 
 
-@contextlib.asynccontextmanager
-async def running(config: settings.Settings) -> AsyncIterator[service.Endpoints]:
-    """`homeostat up` in this process until the block ends."""
-    stop = asyncio.Event()
-    ready: asyncio.Future[service.Endpoints] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(service.run(config, stop=stop, on_ready=ready.set_result))
-    done, _ = await asyncio.wait({task, ready}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()
-    if ready not in done:
-        task.cancel()
-        raise TimeoutError("homeostat did not become ready")
-    try:
-        yield ready.result()
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
+def running(config: settings.Settings) -> contextlib.AbstractAsyncContextManager[service.Endpoints]:
+    """`homeostat up` in this process until the block ends (its workflows are left as they are)."""
+    return inprocess.running(config, end_workflows=False)
 
 
-async def client(address: str) -> Client:
-    """A Temporal client speaking Homeostat's payloads."""
-    return await Client.connect(address, data_converter=converter.DATA_CONVERTER)
+client = inprocess.client
 
 
 async def eventually(check: Callable[[], Any], *, timeout: float, interval: float = 0.25) -> Any:
