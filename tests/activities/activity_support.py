@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import dataclasses
 import select
@@ -189,3 +190,24 @@ async def call_in_worker(
                 return await handle.result(), handle
             except WorkflowFailureError as exc:
                 return exc, handle
+
+
+def decoded_history(history: Any) -> str:
+    """A history's JSON with every payload's data decoded (to_json keeps it base64)."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "data" and isinstance(item, str):
+                    found.append(base64.b64decode(item).decode("utf-8", "replace"))
+                else:
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str):
+            found.append(value)
+
+    walk(history.to_json_dict())
+    return "\n".join(found)

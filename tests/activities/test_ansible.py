@@ -162,9 +162,7 @@ def test_values_stay_data_and_worker_secrets_stay_out(hosts, activity_env, monke
 
 
 @pytest.mark.parametrize("value", ["on", "0755"])
-def test_a_string_that_looks_like_a_boolean_or_number_stays_that_string(
-    hosts, activity_env, value
-):
+def test_a_string_that_looks_like_a_boolean_or_number_stays_that_string(hosts, activity_env, value):
     """A label value such as "on" or "0755" reaches the play as that text, not as True or 493."""
     out = activity_env().run(
         hosts.activities().run_playbook,

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from activity_support import OTHER_ROUTING_KEY, ROUTING_KEY, call_in_worker, context
+from activity_support import (
+    OTHER_ROUTING_KEY,
+    ROUTING_KEY,
+    call_in_worker,
+    context,
+    decoded_history,
+)
 from fake_http import Fault
 from temporalio.exceptions import ApplicationError
 
@@ -104,7 +110,8 @@ async def test_one_incident_under_retries_and_lost_responses(pagerduty, made, ho
     assert len(pagerduty.requests) == 4
     assert len(pagerduty.incidents) == 1
     assert len(pagerduty.incidents[0].events) == 2  # the lost one and its retry, deduplicated
-    history = (await handle.fetch_history()).to_json()
+    history = decoded_history(await handle.fetch_history())
+    assert "CPU above 90% for 5 minutes on web" in history  # the payloads are read decoded
     assert ROUTING_KEY not in history
 
     resolved, _ = await call_in_worker(

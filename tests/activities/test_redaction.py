@@ -10,6 +10,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 import structlog
+from activity_support import decoded_history
 from temporalio.exceptions import ApplicationError
 
 from controller import activities
@@ -122,27 +123,6 @@ def test_logs_never_show_a_configured_secret():
     assert quote(secret) not in text
 
 
-def _decoded_history(history) -> str:
-    """A history's JSON with every payload's data decoded (to_json keeps it base64)."""
-    found: list[str] = []
-
-    def walk(value) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key == "data" and isinstance(item, str):
-                    found.append(base64.b64decode(item).decode("utf-8", "replace"))
-                else:
-                    walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif isinstance(value, str):
-            found.append(value)
-
-    walk(history.to_json_dict())
-    return "\n".join(found)
-
-
 async def test_an_error_reflecting_the_routing_key_never_reaches_the_history(
     tmp_path, pagerduty, homeostat_client
 ):
@@ -192,7 +172,7 @@ async def test_an_error_reflecting_the_routing_key_never_reaches_the_history(
     assert isinstance(cause, ApplicationError)
     assert cause.type == activity_io.PERMANENT_ERROR
     assert "routing_key *** unknown" in cause.message
-    history = _decoded_history(await handle.fetch_history())
+    history = decoded_history(await handle.fetch_history())
     assert "HTTP 400" in history
     assert ROUTING_KEY not in history
 
