@@ -266,7 +266,7 @@ def _build_app(
 
     readiness["rules"] = rules_loaded
     readiness["dispatch"] = ingest.dispatch_problem
-    if ingest.seeder is not None:
+    if ingest.seeder is not None or ingest.rebuild_seeder is not None:
         readiness["episodes"] = ingest.seed_problem
     app = server.create_app(
         metrics=metrics,

@@ -123,10 +123,17 @@ class Ingest:
     """Why the rule set on disk is not the one in force (``None`` when it is): /readyz."""
     seeder: seeding.Seeder | None = None
     """Seeds the engine with the open episodes of webhook rules (``webhooks.mode: direct``)."""
+    rebuild_seeder: seeding.RebuildSeeder | None = None
+    """Tells the engine the open episodes before Kafka partitions are rebuilt."""
 
     async def seed_problem(self) -> str | None:
-        """Why webhook events wait for the engine to be seeded (a readiness check)."""
-        return self.seeder.problem if self.seeder is not None else None
+        """Why events wait for the open episodes to be read (a readiness check)."""
+        problems = [
+            seeder.problem
+            for seeder in (self.seeder, self.rebuild_seeder)
+            if seeder is not None and seeder.problem is not None
+        ]
+        return "; ".join(problems) or None
 
     async def dispatch_problem(self) -> str | None:
         """Why hand-offs to Temporal stall (a readiness check); ``None`` while they flow."""
@@ -181,9 +188,7 @@ class Ingest:
         if self._kafka_source is not None:
             self._kafka_source.subscribe(topics)
             return
-        sources = frozenset({observations.SourceKind.KAFKA})
-        if forwarded:
-            sources |= {observations.SourceKind.WEBHOOK, observations.SourceKind.GITLAB}
+        sources = kafka_sources(self.settings)
         if self.settings.kafka.bootstrap_servers and topics:
             source = kafka.KafkaSource(
                 config=kafka.KafkaConfig(
@@ -205,6 +210,7 @@ class Ingest:
                 loop=asyncio.get_running_loop(),
                 clock=self.clock,
                 metrics=self.metrics,
+                prepare=self.rebuild_seeder.expect if self.rebuild_seeder is not None else None,
             )
             self._kafka_source = source
             self._kafka = kafka.start_thread(source)
@@ -329,6 +335,7 @@ def build_ingest(
             max_value_length=settings.ingest.max_value_length,
             max_labels=settings.ingest.max_labels,
         ),
+        on_seed=seeding.decided_reporter(metrics.seeded_episodes),
     )
     metrics.watch_engine(engine)
     seeder = None
@@ -339,6 +346,15 @@ def build_ingest(
             read=functools.partial(open_episodes.read, client),
             engine=engine,
             clock=clock,
+            counter=metrics.seeded_episodes,
+        )
+    rebuild_seeder = None
+    if settings.kafka.bootstrap_servers:
+        # A rebuild re-reads only kafka.rebuild_window: older open episodes come from Temporal.
+        rebuild_seeder = seeding.RebuildSeeder(
+            read=functools.partial(open_episodes.read, client),
+            engine=engine,
+            sources=kafka_sources(settings),
             counter=metrics.seeded_episodes,
         )
     dispatcher = dispatch.Dispatcher(
@@ -395,7 +411,21 @@ def build_ingest(
         assignment=ownership if poller is not None else None,
         forwarder=forwarder,
         seeder=seeder,
+        rebuild_seeder=rebuild_seeder,
     )
+
+
+def kafka_sources(settings: settings_module.Settings) -> frozenset[observations.SourceKind]:
+    """The sources Kafka partitions carry: Kafka events, and webhooks when forwarded."""
+    if settings.webhooks.mode is settings_module.WebhooksMode.KAFKA:
+        return frozenset(
+            {
+                observations.SourceKind.KAFKA,
+                observations.SourceKind.WEBHOOK,
+                observations.SourceKind.GITLAB,
+            }
+        )
+    return frozenset({observations.SourceKind.KAFKA})
 
 
 def webhook_forwarder(

@@ -22,6 +22,9 @@ On partition assignment the engine's state for those partitions is rebuilt: the 
 seeks back to the offset of ``now - rebuild_window`` (``offsets_for_times``) and re-reads
 up to the committed offset through the engine without dispatching. Episode ids are
 deterministic, so a restart neither forgets a pending ``for`` nor starts an episode twice.
+An episode that started before the window cannot be rebuilt from it: before the rebuild,
+``prepare`` (``seeding.RebuildSeeder.expect``) tells the engine which episodes are open,
+and the first event of each one's resource takes it up (``rules.seeding``).
 Producers key messages by resource, so each resource lives in one partition and replicas
 share the work through the consumer group without coordinating.
 
@@ -51,7 +54,7 @@ import json
 import operator
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -147,8 +150,13 @@ class KafkaSource:
         loop: asyncio.AbstractEventLoop,
         clock: Callable[[], datetime],
         metrics: Any = None,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Consume ``config.topics`` into ``pipe``, whose calls run on ``loop``."""
+        """Consume ``config.topics`` into ``pipe``, whose calls run on ``loop``.
+
+        ``prepare`` is awaited on ``loop`` before newly assigned partitions are rebuilt.
+        """
+        self._prepare = prepare
         self._config = config
         self._pipe = pipe
         self._loop = loop
@@ -227,6 +235,8 @@ class KafkaSource:
                 if listener.fresh:
                     self._settle(stop)
                     fresh, listener.fresh = listener.fresh, set()
+                    if self._prepare is not None:
+                        self._wait(self._submit(self._prepare()), stop)
                     self.rebuild(sorted(fresh))
                     # Records already fetched for those partitions come again after the
                     # replay: the rebuild moved their position back.

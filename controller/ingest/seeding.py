@@ -14,6 +14,10 @@ deadline and is answered 503, like any request whose transitions Temporal cannot
 ``problem`` says why in ``/readyz``. Other sources go on. The read is tried again, every
 ``RETRY_MAX`` at most, until it succeeds. A defect in reading gives up seeding (logged,
 counted as ``error``) rather than holding webhooks for good.
+
+Kafka rules re-read only ``kafka.rebuild_window`` of their topics: ``RebuildSeeder`` reads
+the open episodes the same way before the consumer rebuilds newly assigned partitions, and
+the engine takes each one up at the first event of its resource (``Engine.expect``).
 """
 
 from __future__ import annotations
@@ -69,6 +73,21 @@ class Engine(Protocol):
         """Take up the episodes; how many had each outcome."""
 
 
+async def read_until_answered(read: Reader, *, note: Callable[[str, int], None]) -> Found:
+    """What ``read`` finds, once Temporal answers; ``note`` is told of each failed attempt."""
+    pause = RETRY_FIRST
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await read()
+        except errors.DependencyError as exc:
+            note(str(exc), attempt)
+            log.warning("episodes_not_read", error=str(exc), attempt=attempt)
+        await asyncio.sleep(pause.total_seconds())
+        pause = min(pause * 2, RETRY_MAX)
+
+
 class Seeder:
     """Reads the open episodes once, seeds the engine, then lets held observations through."""
 
@@ -117,21 +136,14 @@ class Seeder:
         self._done.set()
 
     async def _read_until_answered(self) -> Found:
-        pause = RETRY_FIRST
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._read()
-            except errors.DependencyError as exc:
-                self.problem = (
-                    "webhook and GitLab events wait until the open episodes are read from "
-                    f"Temporal: {exc} (attempt {attempt}; retrying every "
-                    f"{durations.format_duration(RETRY_MAX)} or less)"
-                )
-                log.warning("episodes_not_read", error=str(exc), attempt=attempt)
-            await asyncio.sleep(pause.total_seconds())
-            pause = min(pause * 2, RETRY_MAX)
+        def note(error: str, attempt: int) -> None:
+            self.problem = (
+                "webhook and GitLab events wait until the open episodes are read from "
+                f"Temporal: {error} (attempt {attempt}; retrying every "
+                f"{durations.format_duration(RETRY_MAX)} or less)"
+            )
+
+        return await read_until_answered(self._read, note=note)
 
     def _seed(self, found: Found) -> None:
         outcomes = self._engine.seed(found.episodes, at=self._clock(), sources=self._sources)
@@ -152,8 +164,7 @@ class Seeder:
         )
 
     def _count(self, outcome: str, count: int) -> None:
-        if self._counter is not None and count:
-            self._counter.labels(outcome=outcome).inc(count)
+        _count(self._counter, outcome, count)
 
     async def hold(
         self, batch: Sequence[observations.Observation], *, deadline: timedelta | None
@@ -174,3 +185,100 @@ class Seeder:
                 "the open episodes of webhook rules are still being read from Temporal; "
                 "nothing was evaluated, retry"
             ) from None
+
+
+class Expecting(Protocol):
+    """What the Kafka rebuild needs of the rules engine (``rules.engine.Engine`` fits)."""
+
+    def expect(
+        self,
+        found: Sequence[transitions.OpenEpisode],
+        *,
+        sources: Collection[observations.SourceKind],
+    ) -> Mapping[Any, int]:
+        """Wait for the first event of each episode's resource; how many were decided at once."""
+
+
+class RebuildSeeder:
+    """Before Kafka partitions are rebuilt, tells the engine which episodes are open.
+
+    The rebuild re-reads only ``kafka.rebuild_window``: an episode that started before it
+    is taken up from what its resource workflow says (``rules.seeding``). The consumer
+    awaits ``expect`` before each rebuild, so the replay never runs ahead of it. While
+    Temporal does not answer the consumer waits (its partitions paused, its offsets not
+    committed: nothing could be handed off anyway), and ``problem`` says why.
+    """
+
+    def __init__(
+        self,
+        *,
+        read: Reader,
+        engine: Expecting,
+        sources: frozenset[observations.SourceKind],
+        counter: Any = None,
+    ) -> None:
+        """Have ``engine`` wait for the episodes ``read`` finds, of rules reading ``sources``."""
+        self._read = read
+        self._engine = engine
+        self._sources = sources
+        self._counter = counter
+        self.problem: str | None = None
+        """Why Kafka partitions wait to be rebuilt (``/readyz``); ``None`` when they do not."""
+
+    async def expect(self) -> None:
+        """Read the open episodes, once Temporal answers, and hand them to the engine.
+
+        Never raises but on cancellation: a defect is logged and counted (``error``) and
+        the rebuild goes on without them.
+        """
+        self.problem = "reading the open episodes of Kafka rules from Temporal"
+
+        def note(error: str, attempt: int) -> None:
+            self.problem = (
+                "Kafka partitions wait to be rebuilt until the open episodes are read from "
+                f"Temporal: {error} (attempt {attempt}; retrying every "
+                f"{durations.format_duration(RETRY_MAX)} or less)"
+            )
+
+        try:
+            found = await read_until_answered(self._read, note=note)
+            outcomes = self._engine.expect(found.episodes, sources=self._sources)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a defect must not stop Kafka intake
+            _count(self._counter, "error", 1)
+            log.exception("episodes_not_expected", error=repr(exc))
+        else:
+            for outcome, count in outcomes.items():
+                _count(self._counter, str(outcome), count)
+            _count(self._counter, "unlisted", found.unlisted)
+            log.info(
+                "episodes_expected",
+                resources=found.resources,
+                episodes=len(found.episodes),
+                unlisted=found.unlisted,
+                **{str(outcome): count for outcome, count in outcomes.items()},
+            )
+        finally:
+            self.problem = None
+
+
+def decided_reporter(counter: Any = None) -> Callable[[Any, transitions.OpenEpisode], None]:
+    """Counts and logs each episode an event decided (the engine's ``on_seed``)."""
+
+    def decided(outcome: Any, episode: transitions.OpenEpisode) -> None:
+        _count(counter, str(outcome), 1)
+        log.info(
+            "episode_decided",
+            outcome=str(outcome),
+            rule=episode.rule,
+            resource=str(episode.resource),
+            episode=str(episode.episode),
+        )
+
+    return decided
+
+
+def _count(counter: Any, outcome: str, count: int) -> None:
+    if counter is not None and count:
+        counter.labels(outcome=outcome).inc(count)

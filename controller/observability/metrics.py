@@ -376,8 +376,9 @@ def create(registry: prometheus_client.CollectorRegistry | None = None) -> Metri
         seeded_episodes=_counter(
             reg,
             "homeostat_seeded_episodes",
-            "Open episodes read from Temporal when ingest started, by outcome: seeded, "
-            "unknown_rule, other_source, known, no_groups, unlisted (not seeded), error.",
+            "Open episodes read from Temporal when ingest started or before Kafka partitions "
+            "were rebuilt, by outcome: seeded, replayed, unknown_rule, other_source, known, "
+            "no_groups, unlisted (not seeded), error.",
             ["outcome"],
         ),
     )

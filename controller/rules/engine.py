@@ -47,6 +47,9 @@ Clock = Callable[[], datetime]
 OnDrop = Callable[[str, str, "observations.Observation | None"], None]
 """Told of each dropped observation: the reason, the rule (or ``""``), the observation."""
 
+OnSeed = Callable[["seeding.Outcome", "transitions.OpenEpisode"], None]
+"""Told of each open episode an event decided (``expect``): taken up, known or replayed."""
+
 OnError = Callable[["observations.Observation", Exception], None]
 """Told of an observation that made the engine raise (a defect), and of the error."""
 
@@ -92,6 +95,7 @@ class Engine:
         clock: Clock | None = None,
         on_drop: OnDrop | None = None,
         bounds: transitions.Bounds | None = None,
+        on_seed: OnSeed | None = None,
     ) -> None:
         """Start with no state.
 
@@ -101,9 +105,11 @@ class Engine:
                 fed (keeping the engine deterministic).
             on_drop: told of every dropped observation (to log it).
             bounds: how much of labels and annotations a transition carries.
+            on_seed: told of each episode ``expect`` waited for, once an event decided it.
         """
         self._clock = clock
         self._on_drop = on_drop
+        self._on_seed = on_seed
         self._bounds = bounds or transitions.Bounds()
         self._now: datetime | None = None
         self._ticked: datetime | None = None
@@ -145,6 +151,9 @@ class Engine:
             if replacement is not None and replacement.digest == runtime.rule.digest:
                 keep[name] = runtime
             elif now is not None:
+                # Episodes still waited for are open in their workflows: end them too.
+                for episode in runtime.pending.values():
+                    runtime.episodes.seed(episode, set())
                 for resource in list(runtime.episodes.open):
                     out += runtime.episodes.close(resource, now)
         self._rule_set = rule_set
@@ -393,6 +402,48 @@ class Engine:
                 outcomes[seeding.take_up(runtime, episode, at=at)] += 1
         return outcomes
 
+    def expect(
+        self,
+        found: Iterable[transitions.OpenEpisode],
+        *,
+        sources: Collection[observations.SourceKind],
+    ) -> collections.Counter[seeding.Outcome]:
+        """Wait for the first event of each episode's resource to take the episode up.
+
+        Before Kafka partitions are rebuilt: episodes that started before the window the
+        rebuild re-reads would otherwise never be resolved (see ``rules.seeding``). Only
+        episodes of event rules in force that read one of ``sources`` are waited for; what
+        was waited for before by those rules is forgotten. Each is decided by the first
+        event of its resource, replayed or live, and reported to ``on_seed``.
+
+        Returns:
+            How many episodes were decided at once, by outcome (``unknown_rule``, and
+            ``known`` for those the engine has state for); the others wait.
+        """
+        mine = {
+            name: runtime
+            for name, runtime in self._runtimes.items()
+            if runtime.rule.family is model.Family.EVENT and runtime.rule.source in sources
+        }
+        by_rule: dict[str, list[transitions.OpenEpisode]] = {name: [] for name in mine}
+        outcomes: collections.Counter[seeding.Outcome] = collections.Counter()
+        for episode in found:
+            if episode.rule in by_rule:
+                by_rule[episode.rule].append(episode)
+            elif episode.rule not in self._runtimes:
+                outcomes[seeding.Outcome.UNKNOWN_RULE] += 1
+        for name, runtime in mine.items():
+            for outcome, _ in seeding.expect(runtime, by_rule[name]):
+                outcomes[outcome] += 1
+        return outcomes
+
+    def _take_pending(
+        self, runtime: runtimes.Runtime, resource: resources.ResourceKey, at: datetime
+    ) -> None:
+        decided = seeding.take_pending(runtime, resource, at=at)
+        if decided is not None and self._on_seed is not None:
+            self._on_seed(*decided)
+
     def revert(self, refused: Iterable[transitions.Transition]) -> None:
         """Undo the ``fired`` transitions in ``refused``: Temporal refused their hand-off.
 
@@ -515,6 +566,8 @@ class Engine:
         if condition is None:
             self._drop("invalid_resource", rule.name, observation)
             return []
+        if runtime.pending:
+            self._take_pending(runtime, condition[0], at)
         tracked = event_time.admit(runtime, condition, observation, ticked=self._ticked)
         if isinstance(tracked, str):
             self._drop(tracked, rule.name, observation)

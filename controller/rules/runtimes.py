@@ -56,6 +56,7 @@ class Runtime:
         "last_problem",
         "last_problem_at",
         "newest",
+        "pending",
         "plain",
         "problems",
         "prometheus",
@@ -85,6 +86,8 @@ class Runtime:
         )
         self.tracked: dict[alerts.AlertKey, Tracked] = {}
         self.due: set[alerts.AlertKey] = set()
+        self.pending: dict[resources.ResourceKey, transitions.OpenEpisode] = {}
+        """Open episodes (of a Kafka-fed rule) the first event of their resource decides."""
         """Conditions pending or firing: the only ones with deadlines for ``tick``."""
         self.evaluations = 0
         """Observations and query results evaluated against the rule (a metric)."""

@@ -12,15 +12,27 @@ A seeded condition is firing since its episode started, with the same episode id
 of the seed time it counts as just confirmed: staleness (``stale_after``) runs from the
 seed time, a count or correlation window is full at the seed time. The first event
 afterwards decides it as usual (a false one resolves the episode). Seeding sends nothing.
+
+Kafka rules rebuild by re-reading ``kafka.rebuild_window`` of their topics, which cannot
+rebuild an episode that started before it: the replay would find the condition inactive,
+start a second episode (never sent) at its first true event, and the all-clear would
+resolve that one, leaving the real episode open for good. So before a partition is
+rebuilt the engine is told which episodes are open (``Engine.expect``), and each is decided
+at the first event of its resource that the engine sees, replayed or live
+(``take_pending``): it is taken up as above, as of that event, unless that event lies far
+enough before the episode's start that the replay rebuilds the episode itself (same id).
+Deciding at an event, not at once, keeps each episode with the replica that reads its
+resource's partition: another replica never hears of it, so it never resolves it stale.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Collection
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from controller.domain import transitions
-from controller.rules import alerts, runtimes
+from controller.domain import resources, transitions
+from controller.rules import alerts, model, runtimes
 
 
 class Outcome(StrEnum):
@@ -36,6 +48,61 @@ class Outcome(StrEnum):
     """The engine already has state for it (events arrived first); that state stands."""
     NO_GROUPS = "no_groups"
     """A ``group_by`` rule's episode recorded without its conditions (an older version)."""
+    REPLAYED = "replayed"
+    """Its start lies in what the Kafka rebuild re-reads: the replay starts it again (same id)."""
+
+
+def lookback(rule: model.Rule) -> timedelta:
+    """How long before an episode's start the events that started it can lie."""
+    window = timedelta(0)
+    if rule.count is not None:
+        window = rule.count.within
+    elif rule.correlation is not None:
+        window = rule.correlation.within
+    return rule.hold + window
+
+
+def expect(
+    runtime: runtimes.Runtime,
+    found: Collection[transitions.OpenEpisode],
+) -> list[tuple[Outcome, transitions.OpenEpisode]]:
+    """Make ``found`` (an event rule's open episodes) the ones ``runtime`` waits for.
+
+    Those the engine already has state for are not waited for (``KNOWN``): that state
+    stands. The others wait in ``runtime.pending`` for the first event of their resource
+    (``take_pending``).
+
+    Returns:
+        The episodes decided at once, with their outcome.
+    """
+    runtime.pending.clear()
+    if not found:
+        return []
+    tracked = {key[0][1] for key in runtime.tracked}
+    decided = []
+    for episode in found:
+        resource = episode.resource
+        if runtime.episodes.holds(resource) or resource in tracked:
+            decided.append((Outcome.KNOWN, episode))
+        else:
+            runtime.pending[resource] = episode
+    return decided
+
+
+def take_pending(
+    runtime: runtimes.Runtime, resource: resources.ResourceKey, *, at: datetime
+) -> tuple[Outcome, transitions.OpenEpisode] | None:
+    """Decide the episode ``runtime`` waits for on ``resource``, at an event at ``at``.
+
+    Called before the event is evaluated. ``None`` if no episode waits there.
+    """
+    episode = runtime.pending.pop(resource, None)
+    if episode is None:
+        return None
+    if at <= episode.started_at - lookback(runtime.rule):
+        # The events that started it come after this one: the replay rebuilds it.
+        return Outcome.REPLAYED, episode
+    return take_up(runtime, episode, at=at), episode
 
 
 def take_up(

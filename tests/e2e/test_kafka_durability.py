@@ -90,6 +90,9 @@ async def test_a_clock_fired_episode_survives_a_sigkill_during_a_temporal_outage
     process = homeostat.Process(tmp_path / "homeostat.yaml", log)
     try:
         process.start(api)
+        # The consumer reads the open episodes from Temporal before its first rebuild
+        # (docs/ingest.md): Temporal goes away after that, while Homeostat runs.
+        _wait(lambda: _logged(log, "episodes_expected"), timeout=60, what="the first rebuild")
         await server.stop()
         kafka_streams.produce(kafka_bootstrap, topic, [_down("h1")])
         # The engine's clock fires the episode 2 s later; Temporal is down, so it waits.
