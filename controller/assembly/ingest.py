@@ -349,8 +349,9 @@ def build_ingest(
             counter=metrics.seeded_episodes,
         )
     rebuild_seeder = None
-    if settings.kafka.bootstrap_servers:
-        # A rebuild re-reads only kafka.rebuild_window: older open episodes come from Temporal.
+    polled = polled_rules(rule_set, settings.prometheus.evaluation_interval)
+    if settings.kafka.bootstrap_servers or (settings.prometheus.url is not None and polled):
+        # A rebuild re-reads only a window of the past: older open episodes come from Temporal.
         rebuild_seeder = seeding.RebuildSeeder(
             read=functools.partial(open_episodes.read, client),
             engine=engine,
@@ -383,7 +384,6 @@ def build_ingest(
     )
     poller = None
     ownership = rule_group_assignment(settings)
-    polled = polled_rules(rule_set, settings.prometheus.evaluation_interval)
     if settings.prometheus.url is not None and polled:
         poller = prometheus.PrometheusPoller(
             rules=polled,
@@ -395,6 +395,7 @@ def build_ingest(
             ownership=ownership,
             forget=engine.forget,
             rebuild_lookback=settings.prometheus.rebuild_window,
+            prepare=rebuild_seeder.take_over if rebuild_seeder is not None else None,
         )
     log.info("rules_loaded", revision=str(rule_set.revision), rules=len(rule_set.rules))
     preflight.warn_at_start(settings, loaded)

@@ -23,7 +23,7 @@ import asyncio
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -97,6 +97,9 @@ class Evaluator(Protocol):
     ) -> list[transitions.Transition]:
         """Apply one evaluation of rule ``target`` at ``at``."""
 
+    def close_unjoined(self, rule: str, at: datetime) -> list[transitions.Transition]:
+        """End ``rule``'s taken-over episodes no series joined in the rebuild."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PolledRule:
@@ -153,6 +156,7 @@ class PrometheusPoller:
         ownership: assignment_module.Ownership | None = None,
         forget: Callable[[list[str]], None] | None = None,
         rebuild_lookback: timedelta = timedelta(0),
+        prepare: Callable[[list[str]], Awaitable[None]] | None = None,
     ) -> None:
         """Poll ``rules`` with ``querier``, feeding ``engine`` and dispatching through ``pipe``.
 
@@ -169,7 +173,12 @@ class PrometheusPoller:
             rebuild_lookback: how far back a rebuild reads at least, so that a condition
                 firing for longer than ``for`` keeps its episode (and its id) when another
                 replica or a restarted process takes the rule over.
+            prepare: awaited with the names of the rules about to be rebuilt
+                (``seeding.RebuildSeeder.take_over``: their open episodes are taken over,
+                so a series firing since before the lookback keeps its episode); after
+                the rebuild, episodes no series joined are resolved.
         """
+        self._prepare = prepare
         self._rebuild_lookback = rebuild_lookback
         self._ownership = ownership or assignment_module.Everything()
         self._forget = forget
@@ -203,10 +212,12 @@ class PrometheusPoller:
 
         The returned transitions are the ``fired`` ones of episodes still open at the end
         of the replay: dispatching them again is a no-op for a workflow that has them, and
-        recovers one that a crash kept from being sent.
+        recovers one that a crash kept from being sent; and the ``resolved`` ones of
+        episodes taken over (``prepare``) that no series joined in the replay.
         """
         now = self._clock()
         fired: dict[str, transitions.Transition] = {}
+        ended: list[transitions.Transition] = []
         for rule in self._rules if rules is None else rules:
             end = align(now, rule.interval)
             # Prometheus answers at most 11,000 points per series: keep well below.
@@ -233,6 +244,8 @@ class PrometheusPoller:
                         fired.pop(transition.episode, None)
                 at += rule.interval
             self._next[rule.name] = end + rule.interval
+            if self._prepare is not None:
+                ended += self._engine.close_unjoined(rule.name, end)
             log.info(
                 "prometheus_rebuilt",
                 rule=rule.name,
@@ -240,7 +253,7 @@ class PrometheusPoller:
                 end=end.isoformat(),
                 open_episodes=sum(1 for t in fired.values() if t.rule == rule.name),
             )
-        return list(fired.values())
+        return [*fired.values(), *ended]
 
     async def run(self) -> None:
         """Rebuild, then evaluate on the grid until cancelled."""
@@ -277,9 +290,10 @@ class PrometheusPoller:
                 self._metrics.rule_group_owned.labels(group=group).set(int(group in owned))
         if gained:
             log.info("rule_groups_taken", groups=sorted(gained))
-            await self._pipe.send(
-                await self.rebuild([rule for rule in self._rules if rule.group in gained])
-            )
+            taken = [rule for rule in self._rules if rule.group in gained]
+            if self._prepare is not None:
+                await self._prepare([rule.name for rule in taken])
+            await self._pipe.send(await self.rebuild(taken))
 
     async def _evaluate(self, rule: PolledRule) -> None:
         if not self._ownership.begin(rule.group):

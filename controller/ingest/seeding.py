@@ -198,15 +198,21 @@ class Expecting(Protocol):
     ) -> Mapping[Any, int]:
         """Wait for the first event of each episode's resource; how many were decided at once."""
 
+    def take_over(
+        self, found: Sequence[transitions.OpenEpisode], *, rules: Collection[str]
+    ) -> Mapping[Any, int]:
+        """Open the episodes of Prometheus rules ``rules``, before their rebuild."""
+
 
 class RebuildSeeder:
-    """Before Kafka partitions are rebuilt, tells the engine which episodes are open.
+    """Before Kafka partitions or Prometheus rules are rebuilt, tells the engine what is open.
 
-    The rebuild re-reads only ``kafka.rebuild_window``: an episode that started before it
-    is taken up from what its resource workflow says (``rules.seeding``). The consumer
-    awaits ``expect`` before each rebuild, so the replay never runs ahead of it. While
-    Temporal does not answer the consumer waits (its partitions paused, its offsets not
-    committed: nothing could be handed off anyway), and ``problem`` says why.
+    A rebuild re-reads only a window of the past (``kafka.rebuild_window``, a Prometheus
+    rule's lookback): an episode that started before it is taken up from what its resource
+    workflow says (``rules.seeding``). The Kafka consumer awaits ``expect`` before each
+    rebuild, the Prometheus poller ``take_over``, so no replay runs ahead of them. While
+    Temporal does not answer they wait (Kafka partitions paused, offsets not committed:
+    nothing could be handed off anyway), and ``problem`` says why.
     """
 
     def __init__(
@@ -222,27 +228,53 @@ class RebuildSeeder:
         self._engine = engine
         self._sources = sources
         self._counter = counter
-        self.problem: str | None = None
-        """Why Kafka partitions wait to be rebuilt (``/readyz``); ``None`` when they do not."""
+        self._problems: dict[str, str] = {}
+
+    @property
+    def problem(self) -> str | None:
+        """Why rebuilds wait (``/readyz``); ``None`` when none does."""
+        return "; ".join(self._problems.values()) or None
 
     async def expect(self) -> None:
-        """Read the open episodes, once Temporal answers, and hand them to the engine.
+        """Read the open episodes, once Temporal answers; the engine waits for their events.
 
         Never raises but on cancellation: a defect is logged and counted (``error``) and
         the rebuild goes on without them.
         """
-        self.problem = "reading the open episodes of Kafka rules from Temporal"
+        await self._hand_over(
+            "Kafka partitions",
+            lambda found: self._engine.expect(found, sources=self._sources),
+        )
+
+    async def take_over(self, rules: list[str]) -> None:
+        """Read the open episodes, once Temporal answers; Prometheus ``rules`` take theirs over.
+
+        Never raises but on cancellation, like ``expect``.
+        """
+        await self._hand_over(
+            "Prometheus rules",
+            lambda found: self._engine.take_over(found, rules=frozenset(rules)),
+        )
+
+    async def _hand_over(
+        self,
+        what: str,
+        give: Callable[[Sequence[transitions.OpenEpisode]], Mapping[Any, int]],
+    ) -> None:
+        self._problems[what] = (
+            f"{what} wait to be rebuilt until the open episodes are read from Temporal"
+        )
 
         def note(error: str, attempt: int) -> None:
-            self.problem = (
-                "Kafka partitions wait to be rebuilt until the open episodes are read from "
+            self._problems[what] = (
+                f"{what} wait to be rebuilt until the open episodes are read from "
                 f"Temporal: {error} (attempt {attempt}; retrying every "
                 f"{durations.format_duration(RETRY_MAX)} or less)"
             )
 
         try:
             found = await read_until_answered(self._read, note=note)
-            outcomes = self._engine.expect(found.episodes, sources=self._sources)
+            outcomes = give(found.episodes)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a defect must not stop Kafka intake
@@ -254,13 +286,14 @@ class RebuildSeeder:
             _count(self._counter, "unlisted", found.unlisted)
             log.info(
                 "episodes_expected",
+                rebuilding=what,
                 resources=found.resources,
                 episodes=len(found.episodes),
                 unlisted=found.unlisted,
                 **{str(outcome): count for outcome, count in outcomes.items()},
             )
         finally:
-            self.problem = None
+            self._problems.pop(what, None)
 
 
 def decided_reporter(counter: Any = None) -> Callable[[Any, transitions.OpenEpisode], None]:

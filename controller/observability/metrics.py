@@ -377,8 +377,8 @@ def create(registry: prometheus_client.CollectorRegistry | None = None) -> Metri
             reg,
             "homeostat_seeded_episodes",
             "Open episodes read from Temporal when ingest started or before Kafka partitions "
-            "were rebuilt, by outcome: seeded, replayed, unknown_rule, other_source, known, "
-            "no_groups, unlisted (not seeded), error.",
+            "or Prometheus rules were rebuilt, by outcome: seeded, replayed, unknown_rule, "
+            "other_source, known, no_groups, unlisted (not seeded), error.",
             ["outcome"],
         ),
     )

@@ -437,6 +437,34 @@ class Engine:
                 outcomes[outcome] += 1
         return outcomes
 
+    def take_over(
+        self, found: Iterable[transitions.OpenEpisode], *, rules: Collection[str]
+    ) -> collections.Counter[seeding.Outcome]:
+        """Open the episodes of Prometheus rules ``rules`` their workflows hold, before a rebuild.
+
+        Each is open and announced with no condition (see ``rules.seeding``): the first
+        series of its resource that fires joins it. After the rebuild, ``close_unjoined``
+        ends those no series joined. Nothing is sent; episodes of other rules are skipped.
+
+        Returns:
+            How many episodes had each outcome (``seeded``, ``known``).
+        """
+        outcomes: collections.Counter[seeding.Outcome] = collections.Counter()
+        for episode in found:
+            runtime = self._runtimes.get(episode.rule)
+            if (
+                episode.rule in rules
+                and runtime is not None
+                and runtime.rule.family is model.Family.PROMETHEUS
+            ):
+                outcomes[seeding.take_over(runtime, episode)] += 1
+        return outcomes
+
+    def close_unjoined(self, rule: str, at: datetime) -> list[transitions.Transition]:
+        """End ``rule``'s taken-over episodes that no series joined: resolved at ``at``."""
+        runtime = self._runtimes.get(rule)
+        return [] if runtime is None else runtime.episodes.close_unjoined(at)
+
     def _take_pending(
         self, runtime: runtimes.Runtime, resource: resources.ResourceKey, at: datetime
     ) -> None:

@@ -127,6 +127,14 @@ class Episodes:
         if self.rule.cooldown:
             self._last_start[episode.resource] = episode.started_at
 
+    def close_unjoined(self, at: datetime) -> list[transitions.Transition]:
+        """End the episodes taken over with no condition that no condition joined since."""
+        out: list[transitions.Transition] = []
+        for resource, episode in list(self.open.items()):
+            if not episode.members:
+                out += self.close(resource, at)
+        return out
+
     def forget(self, episode_id: resources.EpisodeId) -> set[alerts.AlertKey]:
         """Undo the start of ``episode_id`` (its ``fired`` was refused); its alerts' keys.
 

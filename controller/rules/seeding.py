@@ -23,6 +23,13 @@ at the first event of its resource that the engine sees, replayed or live
 enough before the episode's start that the replay rebuilds the episode itself (same id).
 Deciding at an event, not at once, keeps each episode with the replica that reads its
 resource's partition: another replica never hears of it, so it never resolves it stale.
+
+Prometheus rules rebuild by replaying ``query_range`` over their lookback; a series firing
+since before it looked new, and the rebuild sent a second episode (a second page) while
+the all-clear resolved only that one. Before a rule is rebuilt its open episodes are taken
+over (``take_over``): open, already announced, with no condition yet; the first series of
+the resource that fires in the replay joins the episode instead of starting one. An
+episode no series joined in the replay has ended while nobody watched: it is resolved.
 """
 
 from __future__ import annotations
@@ -136,4 +143,12 @@ def take_up(
         runtime.tracked[key] = tracked
         runtime.due.add(key)
     runtime.episodes.seed(episode, keys)
+    return Outcome.SEEDED
+
+
+def take_over(runtime: runtimes.Runtime, episode: transitions.OpenEpisode) -> Outcome:
+    """Open ``episode`` (a Prometheus rule's) in ``runtime``, announced, with no condition yet."""
+    if runtime.episodes.holds(episode.resource):
+        return Outcome.KNOWN
+    runtime.episodes.seed(episode, set())
     return Outcome.SEEDED

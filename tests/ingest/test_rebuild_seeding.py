@@ -22,6 +22,9 @@ groups:
         match: labels.kind == 'temp'
         when: body.celsius > 80
         resource: host/{{ labels.host }}
+      - name: HighCPU
+        expr: cpu > 0.9
+        resource: host/{{ labels.host }}
 """
 KAFKA = frozenset({observations.SourceKind.KAFKA})
 STARTED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -105,3 +108,28 @@ async def test_a_defect_in_reading_is_counted_and_the_rebuild_goes_on(parts):
     await asyncio.wait_for(seeder.expect(), 10)
     assert seeder.problem is None
     assert _seeded(metrics, "error") == 1
+
+
+@pytest.mark.timeout(30)
+async def test_prometheus_rules_take_over_their_open_episodes_before_their_rebuild(parts):
+    """The rules about to be rebuilt open their episodes (counted as seeded); an episode no series joins is resolved after the rebuild."""
+    eng, metrics = parts
+    episode = transitions.OpenEpisode(
+        rule="HighCPU",
+        resource=resources.ResourceKey("host/db1"),
+        episode=transitions.episode_id(
+            rule="HighCPU", resource=resources.ResourceKey("host/db1"), started_at=STARTED
+        ),
+        started_at=STARTED,
+    )
+
+    async def read():
+        return open_episodes.OpenEpisodes(episodes=(episode,), resources=1, unlisted=0)
+
+    seeder = seeding.RebuildSeeder(
+        read=read, engine=eng, sources=KAFKA, counter=metrics.seeded_episodes
+    )
+    await asyncio.wait_for(seeder.take_over(["HighCPU"]), 10)
+    assert _seeded(metrics, "seeded") == 1
+    [resolved] = eng.close_unjoined("HighCPU", datetime.now(UTC))
+    assert (resolved.kind, resolved.episode) == (transitions.TransitionKind.RESOLVED, episode.episode)
