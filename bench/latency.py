@@ -1,7 +1,8 @@
 """Alert -> first remediation action, against Temporal's own start -> first activity.
 
 Homeostat's path: a webhook event (``POST /v1/events``) for a new resource, a rule with no
-``for``, the dispatcher's signal-with-start, the resource workflow, the episode's
+``for``, the dispatcher's signal-with-start, the resource workflow (which decides, loads
+the plan and starts the episode's workflow, eagerly, in one task), the episode's
 remediation workflow, whose plan's first step is a command. The clock starts just before
 the POST and stops at the ``ActivityTaskStarted`` event of that command in the episode's
 history (the server's clock, on the same machine).
@@ -155,7 +156,9 @@ async def stages_of(client: Client, workflow_ids: list[str], began: float) -> di
 
     One workflow (the peer): started, its first task scheduled, started and completed,
     the first activity started. Two (resource, then episode): the resource workflow's
-    first task, its child's start, the child's first task, the first activity started.
+    first task, the episode's workflow started (by that task's local activity, eagerly;
+    a child's start in histories from before), the episode's first task, the first
+    activity started.
     """
     histories = [await client.get_workflow_handle(i).fetch_history() for i in workflow_ids]
     times = [_times(history) for history in histories]

@@ -7,9 +7,9 @@ the rest (HTTP, verification, ticketing) are async.
 
 Modules, one concern each: ``ansible`` (run_playbook; ``ansible_runs`` is one
 ansible-runner invocation), ``inventory`` and ``cmdb`` (fetch_inventory), ``plans``
-(load_plan), ``paging`` (PagerDuty), ``ticketing`` and ``jira``, ``commands``, ``rest``
-(http_call), ``scaling`` (scale actuators), ``verify`` (PromQL, CEL, query_metric),
-``slack`` (approval messages);
+(load_plan), ``episodes`` (start_episode), ``paging`` (PagerDuty), ``ticketing`` and
+``jira``, ``commands``, ``rest`` (http_call), ``scaling`` (scale actuators), ``verify``
+(PromQL, CEL, query_metric), ``slack`` (approval messages);
 ``failures`` (errors to Temporal), ``processes`` (children that die with the worker),
 ``redaction`` (secrets out of output), ``masking`` (the worker interceptor that masks
 every result and failure), ``rundirs`` (where runs keep files).
@@ -26,6 +26,7 @@ from controller.activities import (
     ansible,
     cmdb,
     commands,
+    episodes,
     inventory,
     jira,
     masking,
@@ -143,6 +144,7 @@ def build(
         plans.PlanActivities(
             remediations_dir=config.remediations_dir, current=plans_in_force
         ).load_plan,
+        episodes.start_episode,
         inventory.InventoryActivities(hosts=hosts).fetch_inventory,
         playbooks.run_playbook,
         scale.scale_read,

@@ -72,3 +72,9 @@ QUERY_PROGRESS: Final = "progress"
 """Signals and query of the remediation workflow: an approver's decision, the episode's
 resolution, a request to signal the result to the resource workflow (which is about to
 continue as new), and its step-by-step progress (``workflows.remediation_io.Progress``)."""
+
+# Added with eager episode starts (issue 14).
+
+MEMO_STARTED_BY: Final = "homeostat_started_by"
+"""Memo key of a remediation workflow started by ``start_episode``: the run id of the
+resource workflow that decided to start it (a retried start recognises its own)."""

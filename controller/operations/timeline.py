@@ -24,7 +24,7 @@ from typing import Any, Final
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 
-from controller.domain import contract
+from controller.domain import contract, resources
 from controller.operations import payload_fields as pf
 from controller.operations import timeline_model as tm
 from controller.operations import timeline_steps
@@ -199,20 +199,23 @@ class _Builder:
             )
 
     def _marker_recorded_event_attributes(self, event: HistoryEvent) -> None:
-        """``load_plan`` as a local activity: its result (or failure) is a marker."""
+        """Local activities (``load_plan``, ``start_episode``): a marker keeps the result."""
         attributes = event.marker_recorded_event_attributes
         if attributes.marker_name != _LOCAL_ACTIVITY_MARKER:
             return
         data = attributes.details.get("data")
-        if data is None or pf.text(pf.obj(pf.first(data)).get("activity_type")) != (
-            activity_io.LOAD_PLAN
-        ):
-            return
-        result = attributes.details.get("result")
+        name = pf.text(pf.obj(pf.first(data)).get("activity_type")) if data is not None else ""
+        found = attributes.details.get("result")
+        result = pf.first(found) if found is not None else None
         error = ""
         if attributes.HasField("failure"):
             error = pf.failure_message(attributes.failure) or "failed"
-        self._plan_loaded(event, "", pf.first(result) if result is not None else None, error)
+        if name == activity_io.LOAD_PLAN:
+            self._plan_loaded(event, "", result, error)
+        elif name == activity_io.START_EPISODE and not error:
+            started = pf.obj(result)
+            if started.get("outcome") == "started":
+                self._remediation_initiated(event, started, pf.text(started.get("workflow_id")))
 
     def _on_resolve(self, activity: timeline_steps.Activity) -> None:
         arg = activity.arg
@@ -272,7 +275,10 @@ class _Builder:
             for item in batch if isinstance(batch, list) else []:
                 self._transition(event, pf.obj(item))
         elif name == contract.SIGNAL_REMEDIATION_FINISHED:
-            self._remediation_ended(event, pf.obj(arg.get("result")), "")
+            result = pf.obj(arg.get("result"))
+            episode = pf.text(result.get("episode"))
+            workflow_id = resources.remediation_workflow_id(resources.EpisodeId(episode))
+            self._remediation_ended(event, result, workflow_id if episode else "")
 
     def _transition(self, event: HistoryEvent, transition: dict[str, Any]) -> None:
         episode = pf.text(transition.get("episode"))
@@ -338,12 +344,20 @@ class _Builder:
     def _start_child_workflow_execution_initiated_event_attributes(
         self, event: HistoryEvent
     ) -> None:
+        """An episode's remediation started as a child (histories before eager starts)."""
         attributes = event.start_child_workflow_execution_initiated_event_attributes
         arg = pf.obj(pf.first(attributes.input))
-        episode = pf.text(arg.get("episode"))
-        plan = pf.text(pf.obj(arg.get("plan")).get("name"))
-        mode = pf.text(arg.get("mode")) or "remediate"
-        reason = pf.text(arg.get("reason"))
+        started = {**arg, "plan": pf.obj(arg.get("plan")).get("name")}
+        self._remediation_initiated(event, started, attributes.workflow_id)
+
+    def _remediation_initiated(
+        self, event: HistoryEvent, started: Mapping[str, Any], workflow_id: str
+    ) -> None:
+        """``started``: the episode, the plan's name, the mode and the reason to escalate."""
+        episode = pf.text(started.get("episode"))
+        plan = pf.text(started.get("plan"))
+        mode = pf.text(started.get("mode")) or "remediate"
+        reason = pf.text(started.get("reason"))
         self.entries.append(
             tm.Entry(
                 at=pf.event_time(event),
@@ -356,7 +370,7 @@ class _Builder:
                 workflow_id=self.workflow_id,
                 event_id=event.event_id,
                 details=tm.RemediationDetails(
-                    workflow_id=attributes.workflow_id, plan=plan, mode=mode, message=reason
+                    workflow_id=workflow_id, plan=plan, mode=mode, message=reason
                 ),
             )
         )

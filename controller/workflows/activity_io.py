@@ -43,6 +43,8 @@ PERMANENT_ERROR: Final = "PermanentError"
 """``ApplicationError.type`` of a failure that no retry can fix (``errors.PermanentError``)."""
 
 LOAD_PLAN: Final = "load_plan"
+START_EPISODE: Final = "start_episode"
+"""Starts an episode's remediation workflow; its payloads are in ``remediation_io``."""
 FETCH_INVENTORY: Final = "fetch_inventory"
 RUN_PLAYBOOK: Final = "run_playbook"
 SCALE_READ: Final = "scale_read"
@@ -65,6 +67,7 @@ SLACK_NOTIFY: Final = "slack_notify"
 
 ALL: Final = (
     LOAD_PLAN,
+    START_EPISODE,
     FETCH_INVENTORY,
     RUN_PLAYBOOK,
     SCALE_READ,

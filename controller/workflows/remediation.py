@@ -1,17 +1,21 @@
 """RemediationWorkflow: one episode's remediation; its history is the incident's timeline.
 
 Started by the resource workflow (id ``episode/<episode id>``, at most once per episode)
-with the plan as input. It runs the plan's steps, then climbs the escalation ladder when
-remediation was not allowed (cooldown, budget) or did not help, stopping as soon as the
-episode resolves. Approvers answer with the ``decision`` signal (the resource workflow's
-``approve``/``deny`` updates forward to it). Progress goes back to the resource workflow
-as signals, by workflow id, so they reach it across continue-as-new; the result is the
-child's completion, and also a signal once the resource workflow asked for one
-(``report_result``) because it is about to continue as new.
+with the plan as input: by its local activity ``start_episode``, eagerly (histories
+before the ``homeostat-eager-episodes`` patch: as its child). It runs the plan's steps,
+then climbs the escalation ladder when remediation was not allowed (cooldown, budget) or
+did not help, stopping as soon as the episode resolves. Approvers answer with the
+``decision`` signal (the resource workflow's ``approve``/``deny`` updates forward to it).
+Progress goes back to the resource workflow as signals, by workflow id, so they reach it
+across continue-as-new; so does the result (``report_result`` in the input), also when the
+workflow is cancelled. A child's result was its completion, and also a signal once the
+resource workflow asked for one (the ``report_result`` signal) because it was about to
+continue as new.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import datetime, timedelta
 
@@ -46,11 +50,29 @@ class RemediationWorkflow:
         )
         self._runner: steps.Runner | None = None
         self._answered_by = ""
-        self._report_result = False
+        self._report_result = request.report_result
 
     @workflow.run
     async def run(self, request: rio.RemediationInput) -> rio.RemediationResult:
         """Remediate, escalate if needed, report to the resource workflow, return the record."""
+        try:
+            return await self._remediate(request)
+        except asyncio.CancelledError:
+            if request.report_result:
+                # Nothing else tells the resource workflow, which would wait for the
+                # remediation until it counts as lost (a child's cancellation told it).
+                cancelled = rio.RemediationResult(
+                    episode=request.episode,
+                    outcome=rio.Outcome.FAILED,
+                    steps=tuple(self._runner.records) if self._runner else (),
+                    message="the remediation workflow was cancelled",
+                )
+                await self._tell_parent(
+                    contract.SIGNAL_REMEDIATION_FINISHED, rio.Finished(result=cancelled)
+                )
+            raise
+
+    async def _remediate(self, request: rio.RemediationInput) -> rio.RemediationResult:
         plan = request.plan
         env = actions.Env(request)
         runner = steps.Runner(env=env, hooks=self, deadline=workflow.now() + plan.timeout)

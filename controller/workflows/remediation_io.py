@@ -98,6 +98,9 @@ class RemediationInput:
         report_to: workflow id of the resource workflow to signal progress (and, when
             asked with ``report_result``, the result) to; empty when started on its own.
         scaler: the resource's scaler history, for HPA-style scale steps.
+        report_result: signal the result to ``report_to`` when done, whatever happens: the
+            workflow was started by ``start_episode``, not as a child, so no workflow sees
+            its completion (False: only once asked by the ``report_result`` signal).
     """
 
     episode: resources.EpisodeId
@@ -108,6 +111,7 @@ class RemediationInput:
     reason: str = ""
     report_to: str = ""
     scaler: scaling.ScalerHistory = field(default_factory=scaling.ScalerHistory)
+    report_result: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,3 +217,52 @@ class Finished:
     """Signal ``remediation_finished`` to the resource workflow: the result, by episode."""
 
     result: RemediationResult
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartEpisode:
+    """Start an episode's remediation workflow (local activity ``start_episode``).
+
+    Attributes:
+        request: the remediation workflow's input (``report_result`` set).
+        workflow_id: the remediation workflow's id (the episode's).
+        started_by: the run of the resource workflow that decided to start it; a retry
+            that finds the workflow already started by this same run takes it as its own.
+    """
+
+    request: RemediationInput
+    workflow_id: str
+    started_by: str
+
+
+class StartOutcome(StrEnum):
+    """What ``start_episode`` found."""
+
+    STARTED = "started"
+    """Started, by this call or by an earlier attempt of the same decision."""
+    EXISTS = "exists"
+    """It existed already, started by another run (the episode was remediated before)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EpisodeStarted:
+    """The answer of ``start_episode``, and the resource history's record of the start.
+
+    A local activity's marker keeps its result but not its input, so the answer repeats
+    what the timeline shows: which workflow, which plan, to remediate or only escalate.
+
+    Attributes:
+        outcome: started, or found started by another run.
+        episode: the episode.
+        workflow_id: its remediation workflow's id.
+        plan: the plan's name.
+        mode: remediate, or only escalate.
+        reason: why only escalate.
+    """
+
+    outcome: StartOutcome
+    episode: resources.EpisodeId
+    workflow_id: str
+    plan: str = ""
+    mode: Mode = Mode.REMEDIATE
+    reason: str = ""

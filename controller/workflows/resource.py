@@ -31,13 +31,17 @@ with workflow.unsafe.imports_passed_through():
     from controller.workflows import remediation_io as rio
     from controller.workflows import resource_effects as effects
     from controller.workflows import resource_io as io
-    from controller.workflows import telemetry
+    from controller.workflows import resource_memo, telemetry
 
 
 MANUAL_ENDS_PATCH = "homeostat-manual-episode-ends"
 """Patch id: a hand-run episode that will not run is closed at once (histories before kept it)."""
 _SETTLED = frozenset({io.EpisodeStatus.OPEN, io.EpisodeStatus.SUPPRESSED, io.EpisodeStatus.SKIPPED})
 
+
+_REMEDIATED_BEFORE = "already remediated by an earlier run (its remediation workflow exists)"
+_EARLY_PROGRESS_KEPT = 8
+"""Progress reports kept for a remediation not yet known to be running (see ``_start``)."""
 
 _CONFIRMED_ANSWERS = "approval-answers-confirmed"
 """Patch: approve/deny updates wait for the step to take the answer (histories before it
@@ -48,6 +52,22 @@ _CONFIRM_WITHIN = timedelta(minutes=1)
 EARLY_PROGRESS_PATCH = "homeostat-early-progress"
 """Patch id: progress a remediation reports before its start resolved here is kept (histories
 before dropped it: the resource never showed the approval its first step awaited)."""
+
+_PATCHES_FIRST = "homeostat-patches-first"
+"""Patch: the patches a run asks for after a local activity are decided in its first
+activation instead (histories before asked each where it is used). A local activity's
+result can be recorded in one workflow task while the code that goes on from it runs in
+the next (the worker answers a query that came with the task, and the server hands it a
+new task); replay goes on from the result in the earlier task, where a patch first asked
+for there is not known yet and reads as not applied: a divergence."""
+_DECIDED_FIRST = (
+    effects.EAGER_EPISODES_PATCH,
+    resource_memo.MEMO_PATCH,
+    MANUAL_ENDS_PATCH,
+    EARLY_PROGRESS_PATCH,
+)
+"""The patches ``_PATCHES_FIRST`` decides first. ``load_plan``'s own is asked before its
+local activity, the approval one after a signal: both stay where they are used."""
 
 
 @workflow.defn(name=contract.RESOURCE_WORKFLOW)
@@ -74,6 +94,8 @@ class ResourceWorkflow:
         self._alarm: asyncio.Task[None] | None = None
         self._alarm_at: datetime | None = None
         self._memo = effects.published_memo()
+        self._eager = False
+        """Start episodes with ``start_episode``; runs recorded before start children."""
 
     @workflow.run
     async def run(self, start: io.ResourceWorkflowInput) -> io.ResourceState:
@@ -81,6 +103,10 @@ class ResourceWorkflow:
         book = self._ledger
         if book.last_change is None:
             book.last_change = workflow.now()
+        if workflow.patched(_PATCHES_FIRST):
+            for patch in _DECIDED_FIRST:
+                workflow.patched(patch)
+            self._eager = True
         while True:
             await self._wait_for_work()
             while self._results or self._inbox:
@@ -206,10 +232,14 @@ class ResourceWorkflow:
     def remediation_progress(self, progress: rio.Progress) -> None:
         """The running remediation's phase changed."""
         self._signals += 1
-        if progress.episode == self._starting:
-            # The child's first report can share an activation with its start, and the
-            # SDK runs signal handlers first: the running record does not exist yet.
+        running = self._ledger.running
+        lost = running is None or running.episode != progress.episode
+        if progress.episode == self._starting or (self._eager and lost):
+            # Its start has not resolved here yet: the first report can share an activation
+            # with the start (the SDK runs signal handlers first), and a start retried after
+            # the workflow task that made it failed finds it running, reports made.
             self._early.append(progress)
+            del self._early[:-_EARLY_PROGRESS_KEPT]
         else:
             self._ledger.set_running_progress(progress)
         self._poked = True
@@ -271,6 +301,7 @@ class ResourceWorkflow:
             book.update(replace(record, status=io.EpisodeStatus.DONE, note=refusal))
             return
         child_id = resources.remediation_workflow_id(record.episode)
+        eager = self._eager
         request = rio.RemediationInput(
             episode=record.episode,
             resource=book.resource,
@@ -280,23 +311,34 @@ class ResourceWorkflow:
             reason=refusal,
             report_to=workflow.info().workflow_id,
             scaler=book.scaler,
+            report_result=eager,
         )
         self._starting = record.episode
-        try:
-            handle = await workflow.start_child_workflow(
-                contract.REMEDIATION_WORKFLOW,
-                request,
-                id=child_id,
-                result_type=rio.RemediationResult,
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=effects.child_attributes(book.resource, record),
-            )
-        except exceptions.WorkflowAlreadyStartedError:
-            self._starting, self._early = None, []
-            note = "already remediated by an earlier run (its remediation workflow exists)"
-            book.update(replace(record, status=io.EpisodeStatus.DONE, note=note))
-            return
+        handle = None
+        if eager:
+            started = await effects.start_episode(request)
+            if isinstance(started, str) or started.outcome is rio.StartOutcome.EXISTS:
+                self._starting, self._early = None, []
+                note = started if isinstance(started, str) else _REMEDIATED_BEFORE
+                book.update(replace(record, status=io.EpisodeStatus.DONE, note=note))
+                return
+        else:
+            try:
+                handle = await workflow.start_child_workflow(
+                    contract.REMEDIATION_WORKFLOW,
+                    request,
+                    id=child_id,
+                    result_type=rio.RemediationResult,
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    search_attributes=effects.episode_attributes(book.resource, record.fired),
+                )
+            except exceptions.WorkflowAlreadyStartedError:
+                self._starting, self._early = None, []
+                book.update(
+                    replace(record, status=io.EpisodeStatus.DONE, note=_REMEDIATED_BEFORE)
+                )
+                return
         if mode is rio.Mode.REMEDIATE:
             book.spend(plan, now)
         lost_after = (
@@ -314,15 +356,18 @@ class ResourceWorkflow:
             started_at=now,
             lost_after=lost_after,
             cooldown=plan.cooldown,
+            reports=handle is None,
         )
         book.update(replace(record, status=io.EpisodeStatus.RUNNING, note=refusal))
-        early, self._starting, self._early = self._early, None, []
+        early = [progress for progress in self._early if progress.episode == record.episode]
+        self._starting, self._early = None, []
         if early and workflow.patched(EARLY_PROGRESS_PATCH):
             for progress in early:
                 book.set_running_progress(progress)
-        watcher = asyncio.create_task(self._watch(handle))
-        self._watchers.add(watcher)
-        watcher.add_done_callback(self._watchers.discard)
+        if handle is not None:
+            watcher = asyncio.create_task(self._watch(handle))
+            self._watchers.add(watcher)
+            watcher.add_done_callback(self._watchers.discard)
 
     async def _watch(self, handle: ChildWorkflowHandle[object, rio.RemediationResult]) -> None:
         """Deliver the child's result within this run, should its own signal not arrive."""

@@ -1,4 +1,4 @@
-"""The resource workflow's calls around its episodes: load plans, clean up on resolve, publish.
+"""The resource workflow's calls around its episodes: load plans, start episodes, clean up, publish.
 
 Kept apart from ``resource.py`` so the workflow class reads as the decisions it makes;
 these are the calls those decisions lead to.
@@ -17,10 +17,11 @@ from temporalio.common import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from controller.domain import resources
+    from controller.domain import resources, transitions
     from controller.plans import spec, templates
     from controller.workflows import activity_io as aio
     from controller.workflows import ledger as ledger_module
+    from controller.workflows import remediation_io as rio
     from controller.workflows import resource_io as io
     from controller.workflows import resource_memo, telemetry
 
@@ -34,6 +35,18 @@ _QUICK = RetryPolicy(maximum_attempts=5, non_retryable_error_types=[aio.PERMANEN
 
 LOCAL_LOAD_PLAN_PATCH = "homeostat-local-load-plan"
 """Patch id: ``load_plan`` runs as a local activity (histories before ran it as an activity)."""
+EAGER_EPISODES_PATCH = "homeostat-eager-episodes"
+"""Patch id: an episode's remediation workflow is started by the local activity
+``start_episode``, eagerly, and reports its result by signal (histories before started it
+as a child workflow)."""
+START_EPISODE_TIMEOUT = timedelta(seconds=30)
+"""Time one attempt of ``start_episode`` may take."""
+_UNTIL_TAKEN = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=[aio.PERMANENT_ERROR],
+)
+"""Retry a start for as long as Temporal is away: a child's start would wait as long."""
 
 
 async def load_plan(
@@ -69,6 +82,35 @@ async def load_plan(
     if loaded.plan is None:
         return None, f"plan {name!r}: {loaded.problem or 'not found'}"
     return loaded.plan, ""
+
+
+async def start_episode(
+    request: rio.RemediationInput, *, attempt_timeout: timedelta = START_EPISODE_TIMEOUT
+) -> rio.EpisodeStarted | str:
+    """Start the episode's remediation workflow (not as a child); why not, if it failed.
+
+    A local activity (``start_episode``) starts it with eager execution, so this worker
+    runs its first task at once; a child's start waits for the server twice before the
+    episode's first step. Retried until Temporal takes it, unless refused for good; each
+    attempt gets ``attempt_timeout``. The request must have ``report_result`` set: no
+    workflow sees the completion of a workflow that is not its child.
+    """
+    start = rio.StartEpisode(
+        request=request,
+        workflow_id=resources.remediation_workflow_id(request.episode),
+        started_by=workflow.info().run_id,
+    )
+    try:
+        started: rio.EpisodeStarted = await workflow.execute_local_activity(
+            aio.START_EPISODE,
+            start,
+            result_type=rio.EpisodeStarted,
+            start_to_close_timeout=attempt_timeout,
+            retry_policy=_UNTIL_TAKEN,
+        )
+    except exceptions.ActivityError as exc:
+        return f"its remediation workflow could not be started: {exc.cause or exc}"
+    return started
 
 
 async def on_resolve(
@@ -137,16 +179,16 @@ def _count(activity_name: str) -> None:
         telemetry.ticket_handled("commented")
 
 
-def child_attributes(
-    resource: resources.ResourceKey, record: io.EpisodeRecord
+def episode_attributes(
+    resource: resources.ResourceKey, fired: transitions.Transition
 ) -> TypedSearchAttributes:
     """Search attributes of an episode's remediation workflow (set once, at its start)."""
     return TypedSearchAttributes(
         [
             SearchAttributePair(KIND, resources.resource_kind(resource)),
             SearchAttributePair(RESOURCE, resource),
-            SearchAttributePair(RULE, record.fired.rule),
-            SearchAttributePair(SEVERITY, record.fired.severity.value),
+            SearchAttributePair(RULE, fired.rule),
+            SearchAttributePair(SEVERITY, fired.severity.value),
         ]
     )
 

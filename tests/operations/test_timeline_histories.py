@@ -108,10 +108,16 @@ def test_cooldown_suppression_and_the_escalation_ladder_are_recorded():
     assert entries[-1].details.escalation_level == 2
 
 
-@pytest.mark.parametrize("name", ["resource_full", "resource_full_local_plan"])
+@pytest.mark.parametrize("name", ["resource_full", "resource_full_local_plan", "resource_full_eager"])
 def test_a_resource_history_lists_its_episode_and_what_was_done(name):
-    """The resource's run shows the transition, the remediation, the operator's approval and the resolve, whether its plan came from an activity or a local one."""
+    """The resource's run shows the transition, the remediation, the operator's approval and the resolve, whether its plan came from an activity or a local one, its episode started as a child or by a local activity."""
     entries = _entries(name)
+    remediation = [e for e in entries if e.kind is tm.EntryKind.REMEDIATION]
+    assert [(e.title.split(";")[0], e.status) for e in remediation] == [
+        ("remediation started: plan full", "started"),
+        ("remediation succeeded: succeeded: 10 steps", "succeeded"),
+    ]
+    assert {e.details.workflow_id for e in remediation} == {f"episode/{remediation[0].episode}"}
     kinds = [e.kind for e in entries]
     assert kinds[0] is tm.EntryKind.OPENED
     assert tm.EntryKind.OPERATOR in kinds

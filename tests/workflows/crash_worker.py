@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from controller import workflows
+from controller.activities import episodes
 from controller.plans import loader
 from controller.workflows import activity_io as aio
 from controller.workflows import converter
@@ -46,7 +47,7 @@ def _activities(plans: Path, log: Path) -> list:
         _record(log, "done", step)
         return aio.RunCommandOutput(ok=True, exit_code=0)
 
-    return [load_plan, run_command]
+    return [load_plan, episodes.start_episode, run_command]
 
 
 async def main(address: str, task_queue: str, plans: Path, log: Path) -> None:

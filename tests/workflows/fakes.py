@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from controller import workflows
+from controller.activities import episodes
 from controller.domain import contract, resources, transitions
 from controller.plans import loader, spec
 from controller.workflows import activity_io as aio
@@ -103,6 +104,7 @@ class FakeActivities:
         """Every activity, to register on a worker."""
         return [
             self.load_plan,
+            episodes.start_episode,
             self.fetch_inventory,
             self.run_playbook,
             self.scale_read,

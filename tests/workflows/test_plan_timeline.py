@@ -132,13 +132,14 @@ async def test_full_plan_timeline_passes_values_as_data(dev_client):
     assert status.arg.variables["instance"] == HOSTILE
     assert final.outcomes[-1].outcome is rio.Outcome.SUCCEEDED
     assert final.scaler.changes[-1].after == 6
+    # Recorded since episodes start eagerly (``start_episode``, not a child workflow);
+    # ``remediation_full``, ``resource_full`` and ``resource_full_local_plan`` are the same
+    # run recorded before, kept to prove histories of every kind replay.
     await _record(
-        dev_client, resources.remediation_workflow_id(episode.episode), "remediation_full"
+        dev_client, resources.remediation_workflow_id(episode.episode), "remediation_full_eager"
     )
-    # Recorded since load_plan became a local activity; ``resource_full`` is the same run
-    # recorded before, kept to prove histories of both kinds replay.
     await _record(
-        dev_client, resources.resource_workflow_id(episode.resource), "resource_full_local_plan"
+        dev_client, resources.resource_workflow_id(episode.resource), "resource_full_eager"
     )
 
 
@@ -184,12 +185,12 @@ async def test_escalation_cooldown_and_continue_as_new_timeline(dev_client):
     assert len(acts.named(aio.RUN_COMMAND)) == 1
     assert [c.arg.key for c in acts.named(aio.TICKET_RESOLVE)] == ["OPS-1", "OPS-1"]
     await _record(
-        dev_client, resources.remediation_workflow_id(first.episode), "remediation_ladder"
+        dev_client, resources.remediation_workflow_id(first.episode), "remediation_ladder_eager"
     )
     await _record(
-        dev_client, resources.remediation_workflow_id(second.episode), "remediation_cooldown"
+        dev_client, resources.remediation_workflow_id(second.episode), "remediation_cooldown_eager"
     )
     first_run = dev_client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
     if os.environ.get("HOMEOSTAT_RECORD_HISTORIES") == "1":
         history = await first_run.fetch_history()
-        (HISTORIES / "resource_continued_as_new_local_plan.json").write_text(history.to_json())
+        (HISTORIES / "resource_continued_as_new_eager.json").write_text(history.to_json())

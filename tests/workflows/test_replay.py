@@ -4,9 +4,12 @@ The histories in ``histories/`` were recorded by ``test_plan_timeline.py`` with
 ``HOMEOSTAT_RECORD_HISTORIES=1``. When a change to the workflows is deliberately
 incompatible (and running workflows are migrated), record them again and say so.
 ``resource_full`` and ``resource_continued_as_new`` were recorded while ``load_plan`` was an
-activity; their ``_local_plan`` twins since it is a local activity (``workflow.patched``).
+activity; their ``_local_plan`` twins since it is a local activity (``workflow.patched``),
+while episodes were still child workflows; the ``_eager`` histories (resource and
+remediation) since episodes are started by the local activity ``start_episode``.
 """
 
+import base64
 import json
 from pathlib import Path
 
@@ -24,28 +27,35 @@ def test_histories_are_committed():
     names = {path.stem for path in HISTORIES.glob("*.json")}
     assert {"resource_full", "resource_continued_as_new", "remediation_full"} <= names
     assert {"resource_full_local_plan", "resource_continued_as_new_local_plan"} <= names
+    assert {"resource_full_eager", "resource_continued_as_new_eager"} <= names
+    assert {"remediation_full_eager", "remediation_ladder_eager"} <= names
 
 
-def _load_plan_kinds(name: str) -> set[str]:
-    """How a resource history loaded its plan: as an activity, a local activity, or both."""
+def _kinds(name: str) -> set[str]:
+    """How a resource history loaded plans and started episodes (activity, local, child)."""
     events = json.loads((HISTORIES / f"{name}.json").read_text())["events"]
     kinds = set()
     for event in events:
         scheduled = event.get("activityTaskScheduledEventAttributes")
         if scheduled and scheduled["activityType"]["name"] == "load_plan":
-            kinds.add("activity")
+            kinds.add("plan activity")
         marker = event.get("markerRecordedEventAttributes")
         if marker and marker["markerName"] == "core_local_activity":
-            kinds.add("local")
+            data = json.loads(base64.b64decode(marker["details"]["data"]["payloads"][0]["data"]))
+            kinds.add(f"local {data['activity_type']}")
+        if "startChildWorkflowExecutionInitiatedEventAttributes" in event:
+            kinds.add("child")
     return kinds
 
 
-def test_histories_from_before_and_after_the_local_plan_patch_are_both_kept():
-    """The old resource histories load plans as activities, the new ones as local activities; the replay test covers both."""
-    assert _load_plan_kinds("resource_full") == {"activity"}
-    assert _load_plan_kinds("resource_continued_as_new") == {"activity"}
-    assert _load_plan_kinds("resource_full_local_plan") == {"local"}
-    assert _load_plan_kinds("resource_continued_as_new_local_plan") == {"local"}
+def test_histories_from_before_and_after_each_patch_are_all_kept():
+    """Plans loaded as activities, then local activities; episodes started as children, then by a local activity: the replay test covers each."""
+    assert _kinds("resource_full") == {"plan activity", "child"}
+    assert _kinds("resource_continued_as_new") == {"plan activity", "child"}
+    assert _kinds("resource_full_local_plan") == {"local load_plan", "child"}
+    assert _kinds("resource_continued_as_new_local_plan") == {"local load_plan", "child"}
+    assert _kinds("resource_full_eager") == {"local load_plan", "local start_episode"}
+    assert _kinds("resource_continued_as_new_eager") == {"local load_plan", "local start_episode"}
 
 
 def test_every_committed_history_replays_through_the_command():
