@@ -276,10 +276,13 @@ async def worker(
             _started.clear()
 
 
-async def terminate_started(client: Client, *episodes: transitions.Transition) -> None:
+async def terminate_started(
+    client: Client, *episodes: transitions.Transition, remediations_only: bool = False
+) -> None:
     """Terminate every workflow ``send`` started (or whose episode it sent), if still open.
 
-    With ``episodes``, only their resource and remediation workflows. Each is first let
+    With ``episodes``, only their resource and remediation workflows (with
+    ``remediations_only``, only the remediation workflows). Each is first let
     finish its workflow task in flight: the time-skipping server never releases the time
     lock of a task whose workflow was terminated while it ran.
     """
@@ -290,6 +293,8 @@ async def terminate_started(client: Client, *episodes: transitions.Transition) -
             resources.resource_workflow_id(episode.resource),
             resources.remediation_workflow_id(episode.episode),
         )
+        if not remediations_only
+        or workflow_id == resources.remediation_workflow_id(episode.episode)
     }
     for workflow_id in sorted(chosen or _started):
         handle = client.get_workflow_handle(workflow_id)

@@ -7,7 +7,7 @@ registered under the real activity names with the real ``activity_io`` types.
 import time
 from datetime import UTC, datetime, timedelta
 
-from fakes import fired, make_plan, remediation_result, resolved, send, until
+from fakes import fired, make_plan, remediation_result, resolved, send, terminate_started, until
 from temporalio.common import SearchAttributeKey
 
 from controller.domain import contract, resources
@@ -370,3 +370,31 @@ async def test_manual_run_closes_with_its_remediation_and_unknown_plan_is_record
     assert current.episodes[0].status is io.EpisodeStatus.OPEN
     assert "no-such-plan" in current.episodes[0].note
     assert ts.acts.steps(aio.RUN_COMMAND, resource) == ["update"]
+
+
+LOST_PLAN = """
+timeout: 10m
+steps:
+  - {id: settle, wait: 5m}
+  - {id: restart, command: [systemctl, restart, web]}
+"""
+
+
+async def test_a_terminated_remediation_counts_as_failed_once_it_is_overdue(ts):
+    """Nothing reports a terminated remediation's end: 40 minutes after it began (10-minute plan, 30-minute margin) the resource records it failed and is free again."""
+    plan = _plan(ts, "lost", LOST_PLAN)
+    resource = "service/lost-episode"
+    first = fired(resource, plan=plan)
+    await _send(ts, first)
+    await until(ts.client, resource, lambda s: s.running is not None)
+    await terminate_started(ts.client, first, remediations_only=True)
+    await ts.env.sleep(timedelta(minutes=39))
+    still = await until(ts.client, resource, lambda s: s.running is not None)
+    await ts.env.sleep(timedelta(minutes=2))
+    freed = await until(ts.client, resource, lambda s: s.running is None)
+    [record] = [item for item in freed.episodes if item.episode == first.episode]
+    assert still.running is not None
+    assert still.running.episode == first.episode
+    assert record.outcome is rio.Outcome.FAILED
+    assert "did not report back in time" in record.note
+    assert ts.acts.steps(aio.RUN_COMMAND, resource) == []
