@@ -8,7 +8,7 @@ did not help, stopping as soon as the episode resolves. Approvers answer with th
 ``decision`` signal (the resource workflow's ``approve``/``deny`` updates forward to it).
 Progress goes back to the resource workflow as signals, by workflow id, so they reach it
 across continue-as-new; so does the result (``report_result`` in the input), also when the
-workflow is cancelled. A child's result was its completion, and also a signal once the
+workflow is cancelled or fails. A child's result was its completion, and also a signal once the
 resource workflow asked for one (the ``report_result`` signal) because it was about to
 continue as new.
 """
@@ -58,19 +58,25 @@ class RemediationWorkflow:
         try:
             return await self._remediate(request)
         except asyncio.CancelledError:
-            if request.report_result:
-                # Nothing else tells the resource workflow, which would wait for the
-                # remediation until it counts as lost (a child's cancellation told it).
-                cancelled = rio.RemediationResult(
-                    episode=request.episode,
-                    outcome=rio.Outcome.FAILED,
-                    steps=tuple(self._runner.records) if self._runner else (),
-                    message="the remediation workflow was cancelled",
-                )
-                await self._tell_parent(
-                    contract.SIGNAL_REMEDIATION_FINISHED, rio.Finished(result=cancelled)
-                )
+            await self._report_end(request, "the remediation workflow was cancelled")
             raise
+        except exceptions.FailureError as exc:
+            await self._report_end(request, f"the remediation workflow failed: {exc}")
+            raise
+
+    async def _report_end(self, request: rio.RemediationInput, message: str) -> None:
+        """Tell the resource workflow the remediation ends without a result (it failed)."""
+        if not request.report_result:
+            return
+        # Nothing else tells the resource workflow, which would wait for the remediation
+        # until it counts as lost (a child's cancellation or failure told it).
+        ended = rio.RemediationResult(
+            episode=request.episode,
+            outcome=rio.Outcome.FAILED,
+            steps=tuple(self._runner.records) if self._runner else (),
+            message=message,
+        )
+        await self._tell_parent(contract.SIGNAL_REMEDIATION_FINISHED, rio.Finished(result=ended))
 
     async def _remediate(self, request: rio.RemediationInput) -> rio.RemediationResult:
         plan = request.plan

@@ -6,13 +6,16 @@ from datetime import timedelta
 
 from fakes import FakeActivities, fired, make_plan, send, until, worker
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner
 
 from controller.activities import episodes
 from controller.domain import resources
 from controller.workflows import activity_io as aio
 from controller.workflows import remediation_io as rio
 from controller.workflows import resource_io as io
+from controller.workflows import steps
 
 QUICK = "steps:\n  - {id: restart, command: [systemctl, restart, web]}\n"
 SLOW = "steps:\n  - {id: settle, wait: 1h}\n  - {id: restart, command: [systemctl, restart, web]}\n"
@@ -99,3 +102,29 @@ async def test_a_cancelled_remediation_frees_its_resource_at_once(dev_client):
     assert cancelled.outcome is rio.Outcome.FAILED
     assert "cancelled" in cancelled.note
     assert [call.arg.context.episode for call in acts.named(aio.RUN_COMMAND)] == [second.episode]
+
+
+async def _broken_command(env, step, path, item, results):
+    """A command step whose workflow code fails the remediation workflow itself."""
+    raise ApplicationError("the command action broke", non_retryable=True)
+
+
+async def test_a_failed_remediation_frees_its_resource_at_once(dev_client, monkeypatch):
+    """A remediation workflow that fails (not one of its steps: the workflow) reports it failed to the resource, which is free at once, not hours later."""
+    monkeypatch.setitem(steps._ACTIONS, "command", _broken_command)
+    acts = FakeActivities(plans={"quick": make_plan(QUICK, name="quick")})
+    resource = f"service/failed-episode-{uuid.uuid4().hex[:6]}"
+    episode = fired(resource, plan="quick")
+    async with worker(dev_client, acts, workflow_runner=UnsandboxedWorkflowRunner()) as running:
+        await send(dev_client, episode, task_queue=running.task_queue)
+        final = await until(
+            dev_client,
+            resource,
+            lambda s: bool(s.episodes) and s.episodes[0].outcome is not None,
+        )
+        handle = dev_client.get_workflow_handle(resources.remediation_workflow_id(episode.episode))
+        described = await handle.describe()
+    assert described.status is WorkflowExecutionStatus.FAILED
+    assert final.running is None
+    assert final.episodes[0].outcome is rio.Outcome.FAILED
+    assert "the remediation workflow failed: the command action broke" in final.episodes[0].note
