@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Self
 
 import structlog
+from temporalio.client import Client
 
 from controller import errors
 
@@ -159,13 +160,16 @@ class EmbeddedTemporal:
         )
         try:
             async with asyncio.timeout(ready_within.total_seconds()):
-                # Readiness is a port that accepts; there is nothing to wait on but polling.
+                # Readiness is a port that accepts, then a frontend that says it is healthy
+                # (it listens first); there is nothing to wait on but polling.
                 while not self._listening() and self._process.returncode is None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+                while self._process.returncode is None and not await self._healthy():  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
         except TimeoutError:
             await self.stop()
             raise errors.EmbeddedServerError(
-                f"temporal dev server did not listen on {self.address} within "
+                f"temporal dev server was not ready on {self.address} within "
                 f"{ready_within.total_seconds():.0f} s:\n{_tail(log_path)}"
             ) from None
         if self._process.returncode is not None:
@@ -174,6 +178,14 @@ class EmbeddedTemporal:
                 f"temporal dev server exited at start:\n{_tail(log_path)}"
             )
         log.info("temporal_started", address=self.address, pid=self._process.pid)
+
+    async def _healthy(self) -> bool:
+        """Whether the frontend answers a connection (``get_system_info``) as healthy."""
+        try:
+            await Client.connect(self.address)
+        except RuntimeError:  # "Frontend is not healthy yet", or refused while it starts
+            return False
+        return True
 
     def _check_ports(self) -> None:
         wanted = [("temporal.embedded_port", self.port)]

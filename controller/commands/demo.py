@@ -7,6 +7,7 @@ are, then hands everything to ``controller.demo.run``, which starts and stops al
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import sys
 import tempfile
@@ -96,6 +97,7 @@ def demo(
         typer.echo(f"homeostat demo: {exc}", err=True)
         code = 2
     finally:
+        gc.collect()  # the Temporal clients' runtime goes before the interpreter does
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)
     raise typer.Exit(code)

@@ -181,13 +181,15 @@ async def test_transitions_wait_out_a_temporal_outage(tmp_path):
     port = processes.free_port()
     server = embedded.EmbeddedTemporal(db_file=tmp_path / "t.db", port=port, ui=False)
     await server.start()
-    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+    try:
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+    finally:
+        await server.stop()
     queue = f"dispatch-{uuid.uuid4()}"
     dispatcher = dispatch.Dispatcher(
         _sender(client, queue),
         backoff=dispatch.Backoff(initial=timedelta(milliseconds=100), maximum=timedelta(seconds=1)),
     )
-    await server.stop()
     sent = [_transition("service/outage", n) for n in range(3)]
     delivery = asyncio.create_task(dispatcher.dispatch(sent))
     await asyncio.sleep(5)
