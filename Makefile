@@ -35,6 +35,7 @@ system-deps: ## Prometheus, promtool and Alertmanager from Debian packages, when
 
 lint:
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck:
 	$(BIN)/mypy

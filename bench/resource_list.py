@@ -120,8 +120,18 @@ def _cli(address: str, workdir: Path, count: int) -> tuple[list[float], list[flo
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "controller", "resource", "list", "--kind", "bench",
-             "--json", "--config", str(config)],
+            [
+                sys.executable,
+                "-m",
+                "controller",
+                "resource",
+                "list",
+                "--kind",
+                "bench",
+                "--json",
+                "--config",
+                str(config),
+            ],
             capture_output=True,
             text=True,
             check=True,

@@ -68,9 +68,7 @@ class DispatchRejectedError(DispatchError):
         refused: the transitions refused (``Dispatcher.dispatch`` fills it).
     """
 
-    def __init__(
-        self, message: str, *, refused: Sequence[transitions.Transition] = ()
-    ) -> None:
+    def __init__(self, message: str, *, refused: Sequence[transitions.Transition] = ()) -> None:
         """Say what was refused, and why."""
         super().__init__(message)
         self.refused = tuple(refused)

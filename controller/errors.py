@@ -89,6 +89,8 @@ class RefusedError(OperatorError):
 
 class ForbiddenError(RefusedError):
     """The authenticated identity may not do this (it is not one of the step's approvers)."""
+
+
 class LimitError(HomeostatError):
     """An inbound request is over a limit; ``setting`` names the setting that sets it."""
 

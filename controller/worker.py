@@ -91,9 +91,7 @@ def activities_config(settings: settings_module.Settings) -> activities.Activiti
                 headers={
                     key: value.get_secret_value() for key, value in credential.headers.items()
                 },
-                params={
-                    key: value.get_secret_value() for key, value in credential.params.items()
-                },
+                params={key: value.get_secret_value() for key, value in credential.params.items()},
             )
             for name, credential in settings.activities.credentials.items()
         },

@@ -8,7 +8,15 @@ from harness import processes
 from controller import assembly, connection, service, settings
 from controller.observability import metrics as metrics_module
 
-OPEN = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+OPEN = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/openapi.json",
+}
 SAMPLES = {
     "stream": "deploys",
     "resource": "host/db-1",

@@ -71,9 +71,7 @@ class Bounds:
 
     def labels(self, labels: Mapping[str, str], *, keep: Collection[str] = ()) -> dict[str, str]:
         """``labels`` within these bounds, in their order; the names in ``keep`` stay."""
-        named = [
-            name for name in labels if name in keep or len(name) <= self.max_name_length
-        ]
+        named = [name for name in labels if name in keep or len(name) <= self.max_name_length]
         room = self.max_labels - sum(1 for name in named if name in keep)
         others = len(named) - (self.max_labels - room)
         if others > room or len(named) < len(labels):

@@ -66,9 +66,7 @@ class Notification(_Model):
     receiver: str = ""
     group_labels: StringMap = pydantic.Field(default_factory=dict, alias="groupLabels")
     common_labels: StringMap = pydantic.Field(default_factory=dict, alias="commonLabels")
-    common_annotations: StringMap = pydantic.Field(
-        default_factory=dict, alias="commonAnnotations"
-    )
+    common_annotations: StringMap = pydantic.Field(default_factory=dict, alias="commonAnnotations")
     external_url: str = pydantic.Field(default="", alias="externalURL")
     alerts: list[Alert] = pydantic.Field(fail_fast=True)
     """The first bad alert stops validation: errors stay few, whatever the body holds."""

@@ -200,9 +200,7 @@ def decode(
     stamp = event.get(timestamp_field)
     at = _received(received_at) if stamp is None else parse_time(stamp, field=timestamp_field)
     labels = {
-        key: value
-        for key, value in event.items()
-        if type(value) is str and key != timestamp_field
+        key: value for key, value in event.items() if type(value) is str and key != timestamp_field
     }
     return observations.Observation(source=source, stream=stream, at=at, labels=labels, body=event)
 

@@ -59,9 +59,7 @@ def check_depth(value: Any) -> None:
         children = item.values() if isinstance(item, dict) else item
         if depth > MAX_DEPTH:
             raise errors.PayloadError(_BODY, f"JSON nested deeper than {MAX_DEPTH} levels")
-        stack.extend(
-            (child, depth + 1) for child in children if isinstance(child, dict | list)
-        )
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 def parse(model: type[Model], body: bytes) -> Model:

@@ -174,9 +174,7 @@ class _Handler:
             log.info("webhook_replayed", route=route.name)
         return responses.JSONResponse(result.answer())
 
-    def _refuse(
-        self, route: _Route, exc: Exception, *, body_read: bool
-    ) -> responses.JSONResponse:
+    def _refuse(self, route: _Route, exc: Exception, *, body_read: bool) -> responses.JSONResponse:
         """The answer to a request that failed with ``exc``: counted, logged, never a reset."""
         content: dict[str, Any] = {"error": _short(str(exc))}
         headers: dict[str, str] = {}
@@ -285,8 +283,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     408: {"description": "the body did not arrive within `http.body_timeout`"},
     409: {"description": "the same signed request is being processed; retry later"},
     413: {"description": "over a size or count limit; `limit` names the setting"},
-    503: {"description": "Temporal did not accept the hand-off in time, or too many bodies "
-          "are in memory; retry after `Retry-After`"},
+    503: {
+        "description": "Temporal did not accept the hand-off in time, or too many bodies "
+        "are in memory; retry after `Retry-After`"
+    },
 }
 
 
@@ -380,9 +380,7 @@ def _gitlab_check(token: str | None) -> Callable[[Mapping[str, str]], None]:
     return check
 
 
-def _alertmanager_parser(
-    body: bytes, headers: Mapping[str, str]
-) -> list[observations.Observation]:
+def _alertmanager_parser(body: bytes, headers: Mapping[str, str]) -> list[observations.Observation]:
     del headers
     notification = payloads.parse(alertmanager.Notification, body)
     return alertmanager.to_observations(notification)

@@ -604,7 +604,11 @@ class Engine:
             # The common case: nothing was due and nothing became true; the time is noted.
             return []
         return self._move(
-            runtime, tracked, observation=observation, variables=variables, plain=plain,
+            runtime,
+            tracked,
+            observation=observation,
+            variables=variables,
+            plain=plain,
             matched=matched,
         )
 

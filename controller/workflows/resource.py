@@ -335,9 +335,7 @@ class ResourceWorkflow:
                 )
             except exceptions.WorkflowAlreadyStartedError:
                 self._starting, self._early = None, []
-                book.update(
-                    replace(record, status=io.EpisodeStatus.DONE, note=_REMEDIATED_BEFORE)
-                )
+                book.update(replace(record, status=io.EpisodeStatus.DONE, note=_REMEDIATED_BEFORE))
                 return
         if mode is rio.Mode.REMEDIATE:
             book.spend(plan, now)

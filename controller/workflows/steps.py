@@ -24,9 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from controller.workflows import remediation_io as rio
 
 _SPLIT = re.compile(r"[,\s]+")
-_Action = Callable[
-    [actions.Env, Any, str, "str | None", actions.Results], Awaitable[actions.Done]
-]
+_Action = Callable[[actions.Env, Any, str, "str | None", actions.Results], Awaitable[actions.Done]]
 _ACTIONS: Mapping[str, _Action] = {
     "playbook": actions.playbook,
     "command": actions.command,

@@ -259,12 +259,8 @@ def test_against_a_changed_threshold_lists_exactly_the_added_and_removed(recorde
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     differences = report["against"]["differences"]
-    window = backtest_run.Window(
-        start=START, end=START + WEEK, prometheus=recorded["prometheus"]
-    )
-    strict_ids = {
-        item.id for item in backtest_run.backtest(_sources(lower), window).run.episodes
-    }
+    window = backtest_run.Window(start=START, end=START + WEEK, prometheus=recorded["prometheus"])
+    strict_ids = {item.id for item in backtest_run.backtest(_sources(lower), window).run.episodes}
     loose = [item for item in report["episodes"] if item["rule"] == "HostLoadHigh"]
     loose_ids = {item["episode"] for item in loose}
     added = sorted((d["resource"], d["after"]["start"]) for d in differences)

@@ -90,7 +90,10 @@ async def test_the_rebuild_waits_for_temporal_and_the_all_clear_then_resolves_th
     assert seeder.problem is None
     assert _seeded(metrics, "unlisted") == 2
     [resolved] = eng.observe(_temp("db1", 20))
-    assert (resolved.kind, resolved.episode) == (transitions.TransitionKind.RESOLVED, episode.episode)
+    assert (resolved.kind, resolved.episode) == (
+        transitions.TransitionKind.RESOLVED,
+        episode.episode,
+    )
     assert _seeded(metrics, "seeded") == 1
 
 
@@ -132,4 +135,7 @@ async def test_prometheus_rules_take_over_their_open_episodes_before_their_rebui
     await asyncio.wait_for(seeder.take_over(["HighCPU"]), 10)
     assert _seeded(metrics, "seeded") == 1
     [resolved] = eng.close_unjoined("HighCPU", datetime.now(UTC))
-    assert (resolved.kind, resolved.episode) == (transitions.TransitionKind.RESOLVED, episode.episode)
+    assert (resolved.kind, resolved.episode) == (
+        transitions.TransitionKind.RESOLVED,
+        episode.episode,
+    )

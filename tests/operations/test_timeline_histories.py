@@ -108,7 +108,9 @@ def test_cooldown_suppression_and_the_escalation_ladder_are_recorded():
     assert entries[-1].details.escalation_level == 2
 
 
-@pytest.mark.parametrize("name", ["resource_full", "resource_full_local_plan", "resource_full_eager"])
+@pytest.mark.parametrize(
+    "name", ["resource_full", "resource_full_local_plan", "resource_full_eager"]
+)
 def test_a_resource_history_lists_its_episode_and_what_was_done(name):
     """The resource's run shows the transition, the remediation, the operator's approval and the resolve, whether its plan came from an activity or a local one, its episode started as a child or by a local activity."""
     entries = _entries(name)

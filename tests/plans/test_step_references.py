@@ -49,8 +49,9 @@ def _problems(text: str) -> list[str]:
 
 def test_lint_accepts_earlier_steps_and_refuses_later_ones_and_the_ladder():
     """Only an earlier step of the same list may be named; escalation sees no steps."""
-    assert _problems(
-        """\
+    assert (
+        _problems(
+            """\
         steps:
           - id: provision
             command: [terraform, apply]
@@ -59,7 +60,9 @@ def test_lint_accepts_earlier_steps_and_refuses_later_ones_and_the_ladder():
               argv: [kubectl, apply]
               env: {ADDRESS: "{{ steps.provision.output.json.address }}"}
         """
-    ) == []
+        )
+        == []
+    )
     assert _problems(
         """\
         steps:

@@ -169,9 +169,7 @@ def test_a_for_episode_whose_pending_the_window_reaches_is_rebuilt(make_rules):
     """The window reaches back to the reading that began the pending: the replay fires it again at 30, the same episode."""
     fired = first_run(make_rules, [latency(0, 900), latency(30, 900)])
     decided = []
-    eng = restarted(
-        make_rules, fired, replay=[latency(0, 900), latency(30, 900)], decided=decided
-    )
+    eng = restarted(make_rules, fired, replay=[latency(0, 900), latency(30, 900)], decided=decided)
     assert decided == [(REPLAYED, fired[0].episode)]
     resolved = eng.observe(latency(40, 100))
     assert [(t.kind, t.episode) for t in resolved] == [(RESOLVED, fired[0].episode)]

@@ -96,8 +96,6 @@ def test_only_the_rules_rebuilt_take_their_episodes_over(make_rules):
     eng = engine.Engine(make_rules(RULES))
     assert eng.take_over([open_episode(fired)], rules=set()) == {}
     run(eng, range(5))
-    assert eng.take_over([open_episode(fired)], rules={"HighCPU"}) == {
-        seeding.Outcome.KNOWN: 1
-    }
+    assert eng.take_over([open_episode(fired)], rules={"HighCPU"}) == {seeding.Outcome.KNOWN: 1}
     later = fired.started_at + timedelta(minutes=10)
     assert eng.close_unjoined("HighCPU", later) == []

@@ -202,9 +202,7 @@ class FakeActivities:
     async def ticket_create(self, request: aio.TicketCreateInput) -> aio.TicketOutput:
         self._record(aio.TICKET_CREATE, request)
         if self.ticket_error:
-            raise ApplicationError(
-                self.ticket_error, type=aio.PERMANENT_ERROR, non_retryable=True
-            )
+            raise ApplicationError(self.ticket_error, type=aio.PERMANENT_ERROR, non_retryable=True)
         return aio.TicketOutput(key="OPS-1", url="https://jira.example/OPS-1")
 
     @activity.defn(name=aio.TICKET_COMMENT)

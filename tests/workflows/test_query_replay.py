@@ -14,7 +14,9 @@ SETTLED = {io.EpisodeStatus.DONE, io.EpisodeStatus.OPEN}
 
 
 @pytest.mark.parametrize("plan", ["quick", "nowhere"])
-async def test_a_query_answered_while_the_plan_loads_leaves_a_history_that_replays(dev_client, plan):
+async def test_a_query_answered_while_the_plan_loads_leaves_a_history_that_replays(
+    dev_client, plan
+):
     """A query waiting when the first task starts is answered while load_plan runs; that run's history replays without a divergence, plan found or not."""
     acts = FakeActivities(plans={"quick": make_plan(QUICK, name="quick")})
     resource = f"service/queried-{uuid.uuid4().hex[:6]}"
