@@ -350,6 +350,13 @@ class _Watcher:
                 return False
             for record in state.episodes:
                 await self._describe(record)
+            # Before the outcome: a quick heal can close the episode between two looks.
+            pid = standin.running_pid(self._unit)
+            if pid is not None and pid != first_pid:
+                self._once(
+                    "back",
+                    f"{SERVICE} answers again (pid {pid}), started by the playbook",
+                )
             for done in state.outcomes:
                 self._once(
                     f"closed:{done.episode}",
@@ -357,12 +364,6 @@ class _Watcher:
                 )
                 found.append(Outcome(episode=done.episode, outcome=done.outcome))
                 return True
-            pid = standin.running_pid(self._unit)
-            if pid is not None and pid != first_pid:
-                self._once(
-                    "back",
-                    f"{SERVICE} answers again (pid {pid}), started by the playbook",
-                )
             return False
 
         await self.until(closed, "the episode to be healed and closed", within.total_seconds())
