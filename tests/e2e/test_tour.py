@@ -14,7 +14,7 @@ from controller.workflows import remediation_io, resource_io
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "docs" / "examples"
 SCRATCH = Path("/tmp/homeostat-demo")  # noqa: S108 - the path the shipped demo plan uses
-TOKEN = "demo"
+TOKEN = "tour-secret-token"
 
 
 @pytest.mark.timeout(180)
