@@ -29,7 +29,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import record
+import rules_engine
 
 STARTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,26 +46,6 @@ LIMIT_MIB = 2048
 STALE_AFTER = timedelta(minutes=5)
 FOR = timedelta(minutes=1)
 PASS = timedelta(seconds=40)
-
-
-def rule_file(rules: int) -> str:
-    """``rules`` Kafka event rules, one ``type`` each: value above 90 for 1 minute."""
-    items = [
-        textwrap.dedent(
-            f"""\
-              - name: Hot{index}
-                source: kafka
-                stream: metrics
-                match: labels.type == 'metric_{index}'
-                when: body.value > 90
-                for: 1m
-                stale_after: 5m
-                resource: service/{{{{ labels.service }}}}
-            """
-        )
-        for index in range(rules)
-    ]
-    return "groups:\n  - name: growth\n    rules:\n" + textwrap.indent("".join(items), " " * 6)
 
 
 def rss_mib() -> float:
@@ -82,7 +62,9 @@ def child(resources: int, rules: int, per_resource: int) -> dict[str, float]:
     from controller.rules import engine, loader  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "growth.yaml").write_text(rule_file(rules))
+        (Path(folder) / "growth.yaml").write_text(
+            rules_engine.rule_file(rules, group="growth", remediation=None)
+        )
         rule_set = loader.load_rule_set(Path(folder), known_remediations=None)
     eng = engine.Engine(rule_set)
     kafka = observations.SourceKind.KAFKA

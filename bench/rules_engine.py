@@ -39,25 +39,24 @@ RESOURCES = 10_000
 CHUNK = 10_000
 
 
-def rule_file(rules: int) -> str:
-    """Homeostat rules: Kafka event rules, one `type` each, CPU above 90 for 1 minute."""
+def rule_file(rules: int, *, group: str = "bench", remediation: str | None = "scale-web") -> str:
+    """Homeostat rules: Kafka event rules, one `type` each, CPU above 90 for 1 minute.
+
+    Also the rules of ``growth.py`` (group ``growth``, no remediation).
+    """
+    plan = f"  remediation: {remediation}\n" if remediation else ""
     items = [
-        textwrap.dedent(
-            f"""\
-              - name: Hot{index}
-                source: kafka
-                stream: metrics
-                match: labels.type == 'metric_{index}'
-                when: body.value > 90
-                for: 1m
-                stale_after: 5m
-                resource: service/{{{{ labels.service }}}}
-                remediation: scale-web
-            """
-        )
+        f"- name: Hot{index}\n"
+        "  source: kafka\n"
+        "  stream: metrics\n"
+        f"  match: labels.type == 'metric_{index}'\n"
+        "  when: body.value > 90\n"
+        "  for: 1m\n"
+        "  stale_after: 5m\n"
+        "  resource: service/{{ labels.service }}\n" + plan
         for index in range(rules)
     ]
-    return "groups:\n  - name: bench\n    rules:\n" + textwrap.indent("".join(items), " " * 6)
+    return f"groups:\n  - name: {group}\n    rules:\n" + textwrap.indent("".join(items), " " * 6)
 
 
 def event(index: int, total: int) -> tuple[int, str, float]:
