@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -31,24 +29,9 @@ async def temporal_dev_server(
         ui=False,
         search_attributes=contract.SEARCH_ATTRIBUTES,
     )
-    await server.start()
-    await wait_healthy(server.address)
+    await server.start()  # returns once the frontend answers as healthy
     yield server
     await server.stop()
-
-
-async def wait_healthy(address: str, *, within: float = 60) -> None:
-    """Wait until the frontend at ``address`` answers (it listens before it is healthy)."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            await Client.connect(address)
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-        else:
-            return
 
 
 @pytest_asyncio.fixture(scope="session")
