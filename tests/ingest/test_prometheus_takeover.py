@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import prometheus_client
 import pytest
 from harness import prometheus as prometheus_harness
+from poller_support import Recorder
 
 from controller import dispatch
 from controller.domain import transitions
@@ -24,16 +25,6 @@ groups:
         for: 1s
         resource: service/{{ labels.service }}
 """
-
-
-class Recorder:
-    """Stands in for Temporal: keeps what would have been signalled."""
-
-    def __init__(self):
-        self.sent: list[transitions.Transition] = []
-
-    async def __call__(self, _resource, batch):
-        self.sent.extend(batch)
 
 
 def _poller(rule_set, url, recorder, *, took_over=None):
