@@ -418,15 +418,10 @@ def build_ingest(
 
 def kafka_sources(settings: settings_module.Settings) -> frozenset[observations.SourceKind]:
     """The sources Kafka partitions carry: Kafka events, and webhooks when forwarded."""
+    kafka = frozenset({observations.SourceKind.KAFKA})
     if settings.webhooks.mode is settings_module.WebhooksMode.KAFKA:
-        return frozenset(
-            {
-                observations.SourceKind.KAFKA,
-                observations.SourceKind.WEBHOOK,
-                observations.SourceKind.GITLAB,
-            }
-        )
-    return frozenset({observations.SourceKind.KAFKA})
+        return kafka | seeding.SOURCES  # the webhook sources, forwarded
+    return kafka
 
 
 def webhook_forwarder(

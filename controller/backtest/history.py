@@ -161,6 +161,7 @@ def _partition(
     The end offset read at the start is only a hint (a broker may report the base offset
     of its last batch): the partition is read until it has nothing more to give.
     """
+    decode = kafka_ingest.RecordDecoder(timestamp_field=timestamp_field).decode
     idle = 0
     while idle < _IDLE_POLLS:
         polled = [record for batch in reader.poll(timeout_ms=_POLL_MS).values() for record in batch]
@@ -170,11 +171,8 @@ def _partition(
             idle += 1
         for record in polled:
             try:
-                observation = kafka_ingest.decode_record(
-                    record.value,
-                    topic=record.topic,
-                    timestamp_ms=record.timestamp,
-                    timestamp_field=timestamp_field,
+                observation = decode(
+                    record.value, topic=record.topic, timestamp_ms=record.timestamp
                 )
             except errors.PayloadError as exc:
                 log.warning(

@@ -27,7 +27,6 @@ from controller.domain import durations
 from controller.plans import bundle
 
 _NOW = re.compile(r"^now(?:-(?P<ago>.+))?$")
-DEFAULT_INTERVAL = run.DEFAULT_INTERVAL
 Window = run.Window
 Result = run.Result
 backtest = run.backtest

@@ -72,9 +72,9 @@ log = structlog.get_logger(__name__)
 
 _WAIT_POLL_MS = 200
 _IN_FLIGHT_POLL_MS = 50
+"""Poll timeout while a batch is in flight: its hand-off is confirmed soon after."""
 _MAX_IN_FLIGHT = 16
 """Batches handed off and not committed yet, at most (each up to ``max_poll_records``)."""
-"""Poll timeout while a batch is in flight: its hand-off is confirmed soon after."""
 _HEARTBEAT_POLL_MS = 50
 _COMMIT_EVERY_SECONDS = 1.0
 """While records stream in, how often the offsets handed off are committed."""
@@ -595,23 +595,6 @@ class RecordDecoder:
             raise errors.PayloadError(
                 "(message)", f"cannot be decoded: {type(exc).__name__}: {_short(exc)}"
             ) from None
-
-
-def decode_record(
-    value: bytes,
-    *,
-    topic: str,
-    timestamp_ms: int,
-    timestamp_field: str = "timestamp",
-    forwarded_topic: str | None = None,
-) -> observations.Observation:
-    """One Kafka record's value as an observation (``RecordDecoder``, for one record).
-
-    Raises:
-        errors.PayloadError: for any failure, whatever the record holds.
-    """
-    decoder = RecordDecoder(timestamp_field=timestamp_field, forwarded_topic=forwarded_topic)
-    return decoder.decode(value, topic=topic, timestamp_ms=timestamp_ms)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -5,7 +5,7 @@ would be) received: webhook requests kept as JSON lines, and rule tests' input e
 Each is decoded by the same functions as the live path (``events.decode``, the
 Alertmanager model, the GitLab webhook's observation), so a rule behaves the same on
 recorded and on live input. Kafka records read back are decoded by the live consumer's
-own ``ingest.kafka.decode_record``.
+own ``ingest.kafka.RecordDecoder``.
 
 A recorded webhook request is one JSON object per line::
 

@@ -86,9 +86,9 @@ class Runtime:
         )
         self.tracked: dict[alerts.AlertKey, Tracked] = {}
         self.due: set[alerts.AlertKey] = set()
+        """Conditions pending or firing: the only ones with deadlines for ``tick``."""
         self.pending: dict[resources.ResourceKey, transitions.OpenEpisode] = {}
         """Open episodes (of a Kafka-fed rule) the first event of their resource decides."""
-        """Conditions pending or firing: the only ones with deadlines for ``tick``."""
         self.evaluations = 0
         """Observations and query results evaluated against the rule (a metric)."""
         self.last_at: datetime | None = None
