@@ -583,14 +583,13 @@ class Engine:
         if runtime.plain:
             plain = rule.when is None or expressions.evaluate(rule.when, variables, problems)
         names = runtime.key_labels
+        values: runtimes.KeyValues = ""
         condition: runtimes.Condition | None = _UNKNOWN
         if names is not None:
-            condition = runtime.keys.get(
-                labels.get(names[0], "") if len(names) == 1 else _values(labels, names),
-                _UNKNOWN,
-            )
+            values = labels.get(names[0], "") if len(names) == 1 else _values(labels, names)
+            condition = runtime.keys.get(values, _UNKNOWN)
         if condition is _UNKNOWN:
-            condition = self._condition(runtime, observation)
+            condition = self._render(runtime, observation, values)
         if condition is None:
             self._drop("invalid_resource", rule.name, observation)
             return []
@@ -713,6 +712,15 @@ class Engine:
             cached: runtimes.Condition | None = runtime.keys.get(values, _UNKNOWN)
             if cached is not _UNKNOWN:
                 return cached
+        return Engine._render(runtime, observation, values)
+
+    @staticmethod
+    def _render(
+        runtime: runtimes.Runtime, observation: observations.Observation, values: runtimes.KeyValues
+    ) -> runtimes.Condition | None:
+        """Render the condition of an event not in the cache, and cache it under ``values``."""
+        labels = observation.labels
+        names = runtime.key_labels
         rule = runtime.rule
         resource = _resource(templates.render(rule.resource, labels=labels, body=observation.body))
         condition: runtimes.Condition | None = None
