@@ -52,6 +52,11 @@ def resource_workflow_id(key: ResourceKey) -> str:
     return f"resource/{key}"
 
 
+def resource_key_of(workflow_id: str) -> ResourceKey:
+    """The resource whose workflow has id ``workflow_id`` (``resource_workflow_id``'s inverse)."""
+    return ResourceKey(workflow_id.removeprefix(resource_workflow_id(ResourceKey(""))))
+
+
 def remediation_workflow_id(episode: EpisodeId) -> str:
     """The id of the child workflow that runs the remediation of one episode."""
     return f"episode/{episode}"

@@ -17,17 +17,14 @@ from typing import Any, Final
 from temporalio import client as temporal_client
 from temporalio import service as temporal_service
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
-from temporalio.api.workflowservice.v1 import request_response_pb2 as workflowservice_pb
 
 from controller import errors
 from controller.domain import contract, resources, transitions
-from controller.operations import payload_fields
+from controller.operations import payload_fields, views
 from controller.workflows import resource_io, resource_memo
 
 _QUIET: Final = frozenset({resource_io.Phase.HEALTHY, resource_io.Phase.COOLING_DOWN})
 """Phases with no unresolved episode (see ``Ledger.compute_phase``)."""
-_PAGE: Final = 1000
-_RESOURCE_PREFIX: Final = resources.resource_workflow_id(resources.ResourceKey(""))
 
 
 def visibility_query() -> str:
@@ -61,28 +58,21 @@ async def read(client: temporal_client.Client) -> OpenEpisodes:
     Raises:
         errors.DependencyError: Temporal did not answer or refused the list call.
     """
-    request = workflowservice_pb.ListWorkflowExecutionsRequest(
-        namespace=client.namespace, query=visibility_query(), page_size=_PAGE
-    )
     found: list[transitions.OpenEpisode] = []
     count = unlisted = 0
-    while True:
-        try:
-            answer = await client.workflow_service.list_workflow_executions(request, retry=True)
-        except temporal_service.RPCError as exc:
-            raise errors.DependencyError(
-                f"Temporal refused to list the resource workflows: {exc.message}"
-            ) from None
-        except RuntimeError as exc:  # a lazy client that cannot connect
-            raise errors.DependencyError(f"cannot reach Temporal: {exc}") from None
-        for info in answer.executions:
-            count += 1
-            episodes, left_out = _from_memo(info)
-            found += episodes
-            unlisted += left_out
-        if not answer.next_page_token:
-            break
-        request.next_page_token = answer.next_page_token
+    try:
+        async for page in views.pages(client, visibility_query()):
+            for info in page:
+                count += 1
+                episodes, left_out = _from_memo(info)
+                found += episodes
+                unlisted += left_out
+    except temporal_service.RPCError as exc:
+        raise errors.DependencyError(
+            f"Temporal refused to list the resource workflows: {exc.message}"
+        ) from None
+    except RuntimeError as exc:  # a lazy client that cannot connect
+        raise errors.DependencyError(f"cannot reach Temporal: {exc}") from None
     return OpenEpisodes(episodes=tuple(found), resources=count, unlisted=unlisted)
 
 
@@ -94,7 +84,7 @@ def _from_memo(
     if payload is None:
         return [], 0
     memo = payload_fields.obj(payload_fields.decode(payload))
-    resource = resources.ResourceKey(info.execution.workflow_id.removeprefix(_RESOURCE_PREFIX))
+    resource = resources.resource_key_of(info.execution.workflow_id)
     listed = memo.get("episodes")
     if not isinstance(listed, list):
         listed = []

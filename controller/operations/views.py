@@ -11,7 +11,9 @@ search attributes.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -286,11 +288,6 @@ def visibility_query(selection: ResourceFilter) -> str:
     return " AND ".join(parts)
 
 
-def _key_of(workflow_id: str) -> resources.ResourceKey:
-    prefix = resources.resource_workflow_id(resources.ResourceKey(""))
-    return resources.ResourceKey(workflow_id.removeprefix(prefix))
-
-
 def _phase_of(attributes: temporal_common.TypedSearchAttributes) -> resource_io.Phase:
     value = attributes.get(_PHASE)
     try:
@@ -326,7 +323,7 @@ def _summary(
     otherwise spend most of its time building typed values it does not show.
     """
     workflow_id = info.execution.workflow_id
-    key = _key_of(workflow_id)
+    key = resources.resource_key_of(workflow_id)
     payload = info.memo.fields.get(resource_memo.MEMO_KEY)
     memo = payload_fields.obj(payload_fields.decode(payload)) if payload is not None else {}
     try:
@@ -358,6 +355,25 @@ def _summary(
     )
 
 
+async def pages(
+    client: temporal_client.Client, query: str
+) -> AsyncGenerator[Sequence[workflow_pb.WorkflowExecutionInfo], None]:
+    """The workflow executions ``query`` selects, a page of up to 1,000 at a time.
+
+    One visibility call (``ListWorkflowExecutions``) per page, made when the page is
+    wanted; Temporal's errors come out of the iteration as they are.
+    """
+    request = workflowservice_pb.ListWorkflowExecutionsRequest(
+        namespace=client.namespace, query=query, page_size=_PAGE
+    )
+    while True:
+        answer = await client.workflow_service.list_workflow_executions(request, retry=True)
+        yield answer.executions
+        if not answer.next_page_token:
+            return
+        request.next_page_token = answer.next_page_token
+
+
 async def list_resources(
     client: temporal_client.Client,
     *,
@@ -375,17 +391,13 @@ async def list_resources(
         errors.DependencyError: Temporal refused the visibility query.
     """
     query = visibility_query(selection)
-    request = workflowservice_pb.ListWorkflowExecutionsRequest(
-        namespace=client.namespace, query=query, page_size=_PAGE
-    )
     found: list[ResourceSummary] = []
     try:
-        while limit is None or len(found) < limit:
-            answer = await client.workflow_service.list_workflow_executions(request, retry=True)
-            found += [_summary(info, links=links, now=now) for info in answer.executions]
-            if not answer.next_page_token:
-                break
-            request.next_page_token = answer.next_page_token
+        async with contextlib.aclosing(pages(client, query)) as listed:
+            async for page in listed:
+                found += [_summary(info, links=links, now=now) for info in page]
+                if limit is not None and len(found) >= limit:
+                    break
     except temporal_service.RPCError as exc:
         raise errors.DependencyError(f"Temporal refused the list query: {exc.message}") from None
     found = found[:limit] if limit is not None else found
@@ -423,7 +435,7 @@ def _view(
     links: links_module.Links,
     now: datetime,
 ) -> ResourceView:
-    key = _key_of(description.id)
+    key = resources.resource_key_of(description.id)
     status = description.status
     running_status = status in {None, temporal_client.WorkflowExecutionStatus.RUNNING}
     workflow_status = status.name.lower() if status is not None else "running"
